@@ -1,0 +1,82 @@
+# RS-SAGE developer commands. Every target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APT_PACKAGES := qgis python3-qgis python3-venv proj-bin xvfb xauth imagemagick
+VENV := .venv
+PY := $(VENV)/bin/python
+SITE := $(CURDIR)/$(VENV)/lib/python3.11/site-packages
+STAMP := $(VENV)/.rs_sage_setup
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PLUGIN_LINKS := $(CURDIR)/build/plugins
+QGIS_ENV := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 PROJ_DATA=/usr/share/proj \
+	QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE):/usr/share/qgis/python/plugins
+DISPLAY_NUM ?= :99
+
+.PHONY: help setup test lint demo run screenshot package eval bench kb train export clean
+
+help:
+	@echo "make setup     install apt packages and the pinned .venv (idempotent)"
+	@echo "make test      run the whole test suite against real QGIS, offscreen"
+	@echo "make demo      the headless main job"
+	@echo "make run       desktop QGIS with the plugin enabled, in a clean profile (needs a display)"
+	@echo "make screenshot desktop QGIS under Xvfb, screenshot to out/screenshot.png"
+	@echo "make package   out/rs_sage.zip for QGIS 'Install from ZIP'"
+	@echo "make lint      ruff"
+	@echo "make eval      slow model-quality evaluation (needs ../shared/data)"
+
+# The stamp depends on the pinned lists, so editing them re-runs pip and nothing else does.
+setup: $(STAMP) $(PLUGIN_LINKS)/rs_sage
+
+$(STAMP): requirements.txt constraints.txt
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
+		echo "Installing apt packages: $(APT_PACKAGES)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; }
+	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt
+	@touch $(STAMP)
+
+# QGIS finds the plugin as `rs_sage` through this link, the way it finds an installed plugin.
+$(PLUGIN_LINKS)/rs_sage:
+	@mkdir -p $(PLUGIN_LINKS)
+	@ln -sfn $(CURDIR) $(PLUGIN_LINKS)/rs_sage
+
+test: setup
+	$(QGIS_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+
+demo: setup
+	$(QGIS_ENV) $(PY) -m core demo
+
+run: setup
+	@if [ -z "$$DISPLAY" ]; then \
+		echo "make run needs a display (DISPLAY is not set). Use 'make screenshot' for a virtual one."; exit 1; fi
+	HOME=$(CURDIR)/.profile QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE) HF_HUB_OFFLINE=1 \
+		$(PY) scripts/qgis_profile.py $(CURDIR)/.profile
+	HOME=$(CURDIR)/.profile QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE) HF_HUB_OFFLINE=1 \
+		qgis --noversioncheck --code scripts/show_panel.py $$(ls resources/sample/*.tif | head -1)
+
+screenshot: setup
+	@mkdir -p out
+	HOME=$(CURDIR)/.profile $(PY) scripts/qgis_profile.py $(CURDIR)/.profile
+	scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+
+package:
+	@mkdir -p out
+	python3 scripts/package.py out/rs_sage.zip
+
+eval: setup
+	HF_HUB_OFFLINE=1 $(PY) -m core eval
+
+bench: setup
+	HF_HUB_OFFLINE=1 $(PY) -m core bench
+
+kb: setup
+	HF_HUB_OFFLINE=1 $(PY) -m core kb build
+
+clean:
+	rm -rf build out .profile

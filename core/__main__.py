@@ -1,0 +1,7 @@
+"""``python -m core``: the RS-SAGE command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

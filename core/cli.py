@@ -1,0 +1,170 @@
+"""Argument parsing for ``python -m core``; each sub-command imports its module on use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from .errors import RsSageError
+
+
+def _kb(args: argparse.Namespace) -> int:
+    from . import kb_cli
+
+    return kb_cli.run(args)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from .predict_cli import classify
+
+    return classify(args)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from .predict_cli import ask
+
+    return ask(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    cfg = TrainConfig.from_args(args)
+    train(cfg)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    paths = export_onnx(args.checkpoint, args.out)
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
+
+    return run_eval(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
+def _label(args: argparse.Namespace) -> int:
+    print(
+        "python -m core label: the streaming batch labeller is not built yet (issue 6). "
+        "Use 'python -m core classify' on image files meanwhile.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status import plugin_status
+
+    print(plugin_status().as_text())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .status import plugin_status
+
+    status = plugin_status()
+    print(status.as_text())
+    print(
+        "The headless main job (batch labelling of the sample raster) arrives with issue 6; "
+        "until then 'make demo' reports the plugin's status only."
+    )
+    return 0 if status.ready else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m core",
+        description="RS-SAGE: offline remote-sensing scene classification and question answering.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    c = add("classify", _classify, "classify image files with a label list (open vocabulary)")
+    c.add_argument("images", nargs="+", help="image files (any size, RGB)")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--labels", nargs="+", help="class names (default: the 30 AID classes)")
+    g.add_argument("--labels-file", help="text file, one class name per line")
+    c.add_argument("--top-k", type=int, default=5)
+    c.add_argument("--json", action="store_true", help="one JSON object per image")
+    c.add_argument("--model-dir", default=None)
+
+    a = add("ask", _ask, "ask an English question about an image")
+    a.add_argument("image")
+    a.add_argument("--question", "-q", required=True)
+    a.add_argument("--json", action="store_true")
+    a.add_argument("--model-dir", default=None)
+
+    lb = add("label", _label, "batch-label a raster into a GeoPackage (issue 6)")
+    lb.add_argument("raster")
+    lb.add_argument("--out")
+
+    kb = add("kb", _kb, "build, search and extend the knowledge base")
+    kbs = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND", required=True)
+    kbs.add_parser("build", help="regenerate resources/knowledge deterministically")
+    s = kbs.add_parser("search", help="top entries for a text query")
+    s.add_argument("query")
+    s.add_argument("--level", choices=["scene", "object", "attribute", "all"], default="all")
+    s.add_argument("-k", type=int, default=5)
+    s.add_argument("--user-kb", default=None, help="user knowledge folder (default: QGIS profile)")
+    ad = kbs.add_parser("add", help="add one entry to the user knowledge base")
+    ad.add_argument("--level", required=True)
+    ad.add_argument("--name", required=True)
+    ad.add_argument("--text", required=True)
+    ad.add_argument("--user-kb", default=None)
+    im = kbs.add_parser("import", help="import entries from a JSON or CSV file")
+    im.add_argument("file")
+    im.add_argument("--user-kb", default=None)
+    kbs.add_parser("info", help="counts per level and the manifest")
+
+    t = add("train", _train, "train the model (checkpoints and resumes)")
+    t.add_argument("--out", default=".checkpoints/full")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--variant", default="full")
+    t.add_argument("--seed", type=int, default=0)
+
+    e = add("export", _export, "export a checkpoint to the two ONNX files")
+    e.add_argument("--checkpoint", default=".checkpoints/full/model.pt")
+    e.add_argument("--out", default=None)
+
+    ev = add("eval", _eval, "evaluate on the RSICD test split of AID")
+    ev.add_argument("--model-dir", default=None)
+    ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--out", default="docs/results.md")
+    ev.add_argument("--torch-checkpoint", default=None)
+
+    b = add("bench", _bench, "speed benchmarks (retrieval, engine)")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--section", choices=["all", "retrieval", "engine"], default="all")
+
+    add("status", _status, "what is installed and ready")
+    add("demo", _demo, "the headless main job")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RsSageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

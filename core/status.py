@@ -1,0 +1,41 @@
+"""What is installed and ready, told without importing any heavy dependency."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+
+from .paths import KB_DIR, MODEL_DIR
+
+RUNTIME_MODULES = ("numpy", "onnxruntime", "faiss", "transformers", "torch")
+
+
+@dataclass
+class PluginStatus:
+    models: list[str] = field(default_factory=list)
+    knowledge_base: bool = False
+    missing_modules: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return len(self.models) == 2 and self.knowledge_base and not self.missing_modules
+
+    def as_text(self) -> str:
+        lines = [
+            "RS-SAGE is ready." if self.ready else "RS-SAGE is not ready yet.",
+            "Models: " + (", ".join(self.models) if self.models else "none installed"),
+            "Knowledge base: " + ("installed" if self.knowledge_base else "not built"),
+        ]
+        if self.missing_modules:
+            lines.append("Missing Python packages: " + ", ".join(self.missing_modules))
+        return "\n".join(lines)
+
+
+def plugin_status() -> PluginStatus:
+    models = sorted(p.name for p in MODEL_DIR.glob("*.onnx"))
+    missing = [m for m in RUNTIME_MODULES if importlib.util.find_spec(m) is None]
+    return PluginStatus(
+        models=models,
+        knowledge_base=(KB_DIR / "manifest.json").is_file(),
+        missing_modules=missing,
+    )

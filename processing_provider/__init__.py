@@ -1,0 +1,1 @@
+"""Processing provider ``rs_sage``; algorithms import their heavy dependencies lazily."""

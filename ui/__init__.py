@@ -1,0 +1,1 @@
+"""Qt widgets of the plugin: thin adapters from QGIS to ``core``."""

@@ -1,0 +1,236 @@
+"""The remote-sensing knowledge base: entries on three levels, embedded and searched with FAISS.
+
+Level names: ``scene``, ``object`` and ``attribute`` (the model's fine level). The shipped base
+lives in ``resources/knowledge``; a user's own entries live outside the plugin folder and are
+searched together with it.
+
+Search is exact (``IndexFlatIP``): the base holds a few thousand 384-d vectors, so a brute-force
+inner product over all of them costs microseconds, and an approximate index would only add
+recall loss and a training step for no speed we could notice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import KnowledgeBaseError
+from .paths import KB_DIR, user_kb_dir
+
+LEVELS = ("scene", "object", "attribute")
+MODEL_LEVEL = {"fine": "attribute", "object": "object", "scene": "scene"}
+LEVEL_ALIASES = {"fine": "attribute", "attributes": "attribute", "objects": "object",
+                 "scenes": "scene"}
+ENTRIES_FILE = "entries.jsonl"
+EMBEDDINGS_FILE = "embeddings.npy"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class Entry:
+    id: str
+    level: str
+    name: str
+    text: str
+    source: str
+    aliases: list[str] = field(default_factory=list)
+
+    def embedding_text(self) -> str:
+        return f"{self.name}. {self.text}"
+
+
+def normalise_level(level: str) -> str:
+    lv = LEVEL_ALIASES.get(level.strip().lower(), level.strip().lower())
+    if lv not in LEVELS:
+        raise KnowledgeBaseError(
+            f"Unknown level '{level}'. Use one of: {', '.join(LEVELS)} (or 'fine' for attribute)."
+        )
+    return lv
+
+
+def checksum(folder: Path) -> str:
+    """sha256 over the entries and the embeddings, the two files the runtime depends on."""
+    h = hashlib.sha256()
+    for name in (ENTRIES_FILE, EMBEDDINGS_FILE):
+        h.update((folder / name).read_bytes())
+    return h.hexdigest()
+
+
+def read_entries(path: Path) -> list[Entry]:
+    with open(path, encoding="utf-8") as f:
+        return [Entry(**json.loads(line)) for line in f if line.strip()]
+
+
+def write_entries(path: Path, entries: list[Entry]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for e in entries:
+            f.write(json.dumps(asdict(e), ensure_ascii=False, sort_keys=True) + "\n")
+
+
+class KnowledgeBase:
+    """Shipped plus user entries, with one exact inner-product FAISS index per level."""
+
+    def __init__(self, entries: list[Entry], embeddings: np.ndarray, manifest: dict):
+        import faiss
+
+        self.entries = entries
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.manifest = manifest
+        self.level_rows: dict[str, np.ndarray] = {}
+        self.indexes: dict[str, faiss.IndexFlatIP] = {}
+        for level in LEVELS:
+            rows = np.array([i for i, e in enumerate(entries) if e.level == level], dtype=np.int64)
+            index = faiss.IndexFlatIP(self.embeddings.shape[1])
+            if len(rows):
+                index.add(self.embeddings[rows])
+            self.level_rows[level] = rows
+            self.indexes[level] = index
+
+    @property
+    def checksum(self) -> str:
+        return self.manifest["checksum"]
+
+    @classmethod
+    def load(cls, kb_dir: Path | None = None, user_dir: Path | None | bool = None) -> KnowledgeBase:
+        """Load and verify the shipped base; add the user's entries unless ``user_dir=False``."""
+        from .text_encoder import DIM, ENCODER_NAME
+
+        kb_dir = Path(kb_dir or KB_DIR)
+        manifest_path = kb_dir / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise KnowledgeBaseError(
+                f"No knowledge base in {kb_dir}. Build it with 'python -m core kb build'."
+            )
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("encoder") != ENCODER_NAME or manifest.get("dim") != DIM:
+            raise KnowledgeBaseError(
+                f"Knowledge base in {kb_dir} was embedded with {manifest.get('encoder')} "
+                f"({manifest.get('dim')}-d) but this RS-SAGE uses {ENCODER_NAME} ({DIM}-d). "
+                "Rebuild it with 'python -m core kb build'."
+            )
+        actual = checksum(kb_dir)
+        if actual != manifest.get("checksum"):
+            raise KnowledgeBaseError(
+                f"Knowledge base files in {kb_dir} do not match their manifest checksum "
+                f"(expected {manifest.get('checksum', '?')[:12]}, found {actual[:12]}). "
+                "They were modified or partly copied; rebuild with 'python -m core kb build'."
+            )
+        entries = read_entries(kb_dir / ENTRIES_FILE)
+        embeddings = np.load(kb_dir / EMBEDDINGS_FILE)
+        if len(entries) != len(embeddings):
+            raise KnowledgeBaseError(f"{kb_dir}: {len(entries)} entries but {len(embeddings)} vectors")
+        if user_dir is not False:
+            user = UserKnowledge(Path(user_dir) if user_dir else user_kb_dir())
+            u_entries, u_emb = user.load()
+            if u_entries:
+                entries = entries + u_entries
+                embeddings = np.concatenate([embeddings, u_emb])
+        return cls(entries, embeddings, manifest)
+
+    def search(self, vectors: np.ndarray, level: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k entries of one level for a batch [B, d]: entry rows [B, k] and scores [B, k].
+
+        Rows index ``self.entries``; where the level has fewer than k entries, rows are -1.
+        """
+        level = normalise_level(level)
+        q = np.ascontiguousarray(vectors, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.embeddings.shape[1]:
+            raise KnowledgeBaseError(f"search expects vectors [B, {self.embeddings.shape[1]}], got {q.shape}")
+        scores, local = self.indexes[level].search(q, k)
+        rows = np.where(local >= 0, self.level_rows[level][np.clip(local, 0, None)], -1)
+        return rows, scores
+
+    def search_levels(
+        self, vectors: np.ndarray, k: int, levels: tuple[str, ...] = ("attribute", "object", "scene")
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Batched over levels: vectors [B, L, d] -> rows [B, L, k], scores [B, L, k]."""
+        rows = np.empty((vectors.shape[0], len(levels), k), dtype=np.int64)
+        scores = np.empty((vectors.shape[0], len(levels), k), dtype=np.float32)
+        for i, level in enumerate(levels):
+            rows[:, i], scores[:, i] = self.search(vectors[:, i], level, k)
+        return rows, scores
+
+    def rows_of(self, level: str) -> list[Entry]:
+        return [self.entries[i] for i in self.level_rows[normalise_level(level)]]
+
+
+class UserKnowledge:
+    """The user's own entries: JSONL plus embeddings, in a folder outside the plugin."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def load(self) -> tuple[list[Entry], np.ndarray]:
+        path = self.folder / ENTRIES_FILE
+        if not path.is_file():
+            return [], np.zeros((0, 384), np.float32)
+        entries = read_entries(path)
+        emb_path = self.folder / EMBEDDINGS_FILE
+        emb = np.load(emb_path) if emb_path.is_file() else np.zeros((0, 384), np.float32)
+        if len(emb) != len(entries):  # embeddings missing or stale: re-embed, never guess
+            emb = _embed(entries)
+            np.save(emb_path, emb)
+        return entries, emb
+
+    def add(self, items: list[dict], shipped: list[Entry]) -> list[Entry]:
+        """Validate every item first, then write all of them, so a bad row changes nothing."""
+        existing, emb = self.load()
+        taken = {(e.level, e.name.lower()) for e in shipped + existing}
+        new: list[Entry] = []
+        for n, item in enumerate(items, 1):
+            where = f"entry {n}" if len(items) > 1 else "entry"
+            level = normalise_level(str(item.get("level", "")))
+            name = str(item.get("name", "")).strip()
+            text = str(item.get("text", "")).strip()
+            if not name:
+                raise KnowledgeBaseError(f"{where}: the name is empty.")
+            if not text:
+                raise KnowledgeBaseError(f"{where} '{name}': the text is empty; describe what it looks like from above.")
+            if (level, name.lower()) in taken:
+                raise KnowledgeBaseError(f"{where}: a {level} entry named '{name}' already exists.")
+            taken.add((level, name.lower()))
+            new.append(Entry(id=f"user:{level}:{name.lower()}", level=level, name=name, text=text,
+                             source="user", aliases=list(item.get("aliases", []) or [])))
+        if not new:
+            raise KnowledgeBaseError("Nothing to add: the file holds no entries.")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_entries(self.folder / ENTRIES_FILE, existing + new)
+        np.save(self.folder / EMBEDDINGS_FILE, np.concatenate([emb, _embed(new)]).astype(np.float32))
+        return new
+
+
+def read_import_file(path: Path) -> list[dict]:
+    """Entries from a JSON list (or {"entries": [...]}) or a CSV with level,name,text columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise KnowledgeBaseError(f"File not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                data = data.get("entries")
+            if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+                raise KnowledgeBaseError(f"{path}: expected a JSON list of objects with level, name, text.")
+            return data
+        if suffix == ".csv":
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                missing = {"level", "name", "text"} - set(reader.fieldnames or [])
+                if missing:
+                    raise KnowledgeBaseError(f"{path}: CSV lacks the column(s) {', '.join(sorted(missing))}.")
+                return list(reader)
+    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
+        raise KnowledgeBaseError(f"{path} is not valid {suffix[1:].upper()}: {exc}") from exc
+    raise KnowledgeBaseError(f"{path}: unsupported file type '{suffix}'; use .json or .csv.")
+
+
+def _embed(entries: list[Entry]) -> np.ndarray:
+    from .text_encoder import shared_encoder
+
+    return shared_encoder().encode([e.embedding_text() for e in entries])

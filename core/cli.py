@@ -65,6 +65,16 @@ def _label(args: argparse.Namespace) -> int:
     return 2
 
 
+def _data_card(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data_card import write_data_card
+
+    write_data_card(Path(args.out))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     from .status import plugin_status
 
@@ -152,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = add("bench", _bench, "speed benchmarks (retrieval, engine)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--section", choices=["all", "retrieval", "engine"], default="all")
+
+    dc = add("data-card", _data_card, "write the data card of the generated VQA set")
+    dc.add_argument("--out", default="docs/data.md")
 
     add("status", _status, "what is installed and ready")
     add("demo", _demo, "the headless main job")

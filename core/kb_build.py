@@ -44,7 +44,7 @@ NOT_OBJECTS = {
     "heart", "point", "item", "object", "either", "average", "fact", "sort", "theme", "economy",
     "resource", "appearance", "composition", "service", "background", "list", "rate", "reach",
     "work", "non", "grand", "pretty", "pure", "ahead", "can", "will", "cut", "step", "intensive",
-    "hybrid", "dozen", "tight", "multilateral", "average", "growth", "environment", "mess",
+    "hybrid", "dozen", "tight", "multilateral", "growth", "environment", "mess",
     "game", "collection", "endless", "esthetic", "aesthetic", "vastness", "sunshine",
     "sunlight", "altitude", "symmetrical", "octagonal", "hexagonal", "trapezoidal", "wavy",
     "uneven", "bald", "beige", "cream", "bleak", "radial", "diagonal", "vertical", "smaller",

@@ -13,7 +13,7 @@ _TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?")
 IRREGULAR_PLURALS = {
     "leaves": "leaf", "people": "person", "men": "man", "children": "child", "feet": "foot",
     "geese": "goose", "mice": "mouse", "women": "woman", "knives": "knife", "shelves": "shelf",
-    "wolves": "wolf", "halves": "half", "lives": "life", "wives": "wife", "calves": "calf",
+    "wolves": "wolf", "buses": "bus", "gases": "gas", "campuses": "campus", "halves": "half", "lives": "life", "wives": "wife", "calves": "calf",
 }
 # Words ending in -s that are singular, and nouns that keep their -es/-ss/-us/-is form.
 SINGULAR_S = {
@@ -48,7 +48,7 @@ STOP = {
     "colours", "image", "picture", "scene", "view", "photo", "area", "areas", "region", "zone",
     "space", "spaces", "surface", "direction", "directions", "position", "positions", "pattern",
     "patterns", "number", "amount", "series", "variety", "lot", "lots", "piece", "pieces", "row",
-    "rows", "line", "lines", "group", "groups", "part", "half", "rest", "set", "bit", "total",
+    "rows", "line", "lines", "group", "groups", "half", "rest", "set", "bit", "total",
 }
 ADJECTIVES = {
     "big", "large", "small", "little", "long", "short", "tall", "high", "low", "huge", "tiny",
@@ -62,14 +62,13 @@ ADJECTIVES = {
     "colorful", "colourful", "some", "many", "several", "few", "numerous", "certain", "residential",
     "industrial", "commercial", "medium", "rural", "urban", "nice", "good", "great", "magnificent",
     "spectacular", "majestic", "peaceful", "calm", "rough", "smooth", "sandy", "rocky", "grassy",
-    "muddy", "verdant", "luxuriant", "withered", "desolate", "barren", "naked", "lonely", "huge",
-    "compact", "scattered", "isolated", "parallel", "adjacent", "triangular", "polygonal",
+    "muddy", "verdant", "luxuriant", "withered", "desolate", "barren", "naked", "lonely", "compact", "scattered", "isolated", "parallel", "adjacent", "triangular", "polygonal",
     "semicircular", "elliptical", "cylindrical", "winding", "twisted", "crooked", "emerald",
     "turquoise", "reddish", "yellowish", "silvery", "shining", "sparkling", "tropical", "wild",
     "public", "private", "famous", "unique", "special", "complex", "simple", "dusty", "dirty",
     "clean", "turbid", "shallow", "cement", "concrete", "metal", "wooden", "plastic", "stone",
     "brick", "glass", "steel", "artificial", "natural", "agricultural", "economic", "living",
-    "distinctive", "strange", "interesting", "double", "single", "multiple", "main", "major",
+    "distinctive", "strange", "interesting", "double", "single", "multiple", "major",
     "minor", "left", "right", "northern", "southern", "eastern", "western", "upper", "lower",
     "inner", "outer", "nearby", "surrounding", "adjoining", "neighboring", "planted", "parked",
     "built", "covered", "surrounded", "arranged", "located", "situated", "docked", "moored",

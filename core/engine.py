@@ -1,0 +1,264 @@
+"""The one runtime entry point: ONNX encoder -> FAISS retrieval -> ONNX expert network.
+
+Used by the plugin, the Processing algorithms, the CLI and batch workers. Thread-safe after
+``load``: onnxruntime sessions and FAISS flat indexes are safe for concurrent reads, and the text
+encoder and label cache take locks.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError, RsSageError
+from .paths import MODEL_DIR
+from .question_parse import parse_question
+
+BATCH = 64
+
+
+@dataclass
+class Cue:
+    name: str
+    score: float
+
+
+@dataclass
+class ClassifyResult:
+    label: str
+    score: float
+    top: list[tuple[str, float]]
+    cues: dict[str, list[Cue]]
+    router: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AskResult:
+    answer: str
+    text: str
+    confidence: float
+    type: str
+    cues: dict[str, list[Cue]]
+    router: dict[str, float]
+    scene: str = ""
+    alternatives: list[tuple[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _metadata(session) -> dict:
+    return {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def as_batch(images) -> list[np.ndarray]:
+    """Accept one HxWx3 uint8 array, a list of them, or an NxHxWx3 array; check each."""
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    elif isinstance(images, np.ndarray):
+        images = [images]
+    if not isinstance(images, list | tuple) or not len(images):
+        raise RsSageError("No image given: pass an HxWx3 uint8 array or a list of them.")
+    out = []
+    for i, img in enumerate(images):
+        if not isinstance(img, np.ndarray):
+            raise RsSageError(f"image {i}: expected a numpy array, got {type(img).__name__}")
+        if img.dtype != np.uint8:
+            raise RsSageError(f"image {i}: expected uint8 RGB values, got {img.dtype}; "
+                              "stretch 16-bit or float imagery to 0..255 first")
+        if img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 8:
+            raise RsSageError(f"image {i}: expected shape HxWx3 with H, W >= 8, got {img.shape}")
+        out.append(img)
+    return out
+
+
+class Engine:
+    def __init__(self, encoder, experts, kb, text_encoder):
+        self.encoder, self.experts, self.kb, self.text = encoder, experts, kb, text_encoder
+        self.meta = _metadata(experts)
+        enc_meta = _metadata(encoder)
+        self.input_size = int(enc_meta["input_size"])
+        self.top_k = int(self.meta["top_k"])
+        self.question_weight = float(self.meta["question_weight"])
+        self.answers: list[str] = self.meta["answers"]
+        self.logit_scale = float(self.meta["logit_scale"])
+        self.default_labels: list[str] = self.meta["default_labels"]
+        self.levels: list[str] = self.meta["levels"]
+        self.kb_levels: list[str] = self.meta["kb_levels"]
+        self._labels_lock = threading.Lock()
+        self._label_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._default_u = None
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None, kb_dir=None, user_kb=None,
+             providers: list[str] | None = None) -> Engine:
+        import onnxruntime as ort
+
+        from .knowledge import KnowledgeBase
+        from .text_encoder import shared_encoder
+
+        ort.set_default_logger_severity(4)  # silence "CUDA not found" lines on CPU machines
+        model_dir = Path(model_dir or MODEL_DIR)
+        paths = [model_dir / "encoder.onnx", model_dir / "experts.onnx"]
+        for p in paths:
+            if not p.is_file():
+                raise ModelError(f"Model file missing: {p}. Reinstall the plugin or run "
+                                 "'python -m core export'.")
+        providers = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        available = set(ort.get_available_providers())
+        providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sessions = [ort.InferenceSession(str(p), so, providers=providers) for p in paths]
+        kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
+        expected = _metadata(sessions[1]).get("kb_checksum")
+        if expected != kb.checksum:
+            raise ModelError(
+                f"The model was trained with knowledge base {str(expected)[:12]} but "
+                f"{kb.checksum[:12]} is installed; reinstall the plugin's resources together."
+            )
+        return cls(sessions[0], sessions[1], kb, shared_encoder())
+
+    @property
+    def device(self) -> str:
+        """What the sessions really run on (the available-providers list lies without a GPU)."""
+        used = self.encoder.get_providers()
+        return "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
+
+    # ---- internals -------------------------------------------------------------------------
+    def _preprocess(self, images: list[np.ndarray]) -> np.ndarray:
+        from PIL import Image
+
+        s = self.input_size
+        arr = np.stack([
+            img if img.shape[:2] == (s, s)
+            else np.asarray(Image.fromarray(img).resize((s, s), Image.BILINEAR))
+            for img in images
+        ]).astype(np.float32)
+        return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+
+    def encode_images(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        toks, qs = [], []
+        for i in range(0, len(images), BATCH):
+            t, q = self.encoder.run(None, {"image": self._preprocess(images[i:i + BATCH])})
+            toks.append(t)
+            qs.append(q)
+        return np.concatenate(toks), np.concatenate(qs)
+
+    def _retrieve(self, queries: np.ndarray, u: np.ndarray):
+        q = queries + self.question_weight * u[:, None, :]
+        q /= np.linalg.norm(q, axis=-1, keepdims=True) + 1e-12
+        rows, scores = self.kb.search_levels(q.astype(np.float32), self.top_k, tuple(self.kb_levels))
+        cues = self.kb.embeddings[np.clip(rows, 0, None)]
+        cues[rows < 0] = 0
+        scores = np.where(rows < 0, 0, scores).astype(np.float32)
+        return rows, scores, cues.astype(np.float32)
+
+    def _run_experts(self, tokens, queries, u):
+        rows, scores, cues = self._retrieve(queries, u)
+        emb, logits, router = [], [], []
+        for i in range(0, len(tokens), BATCH):
+            e, lg, r = self.experts.run(None, {
+                "tokens": tokens[i:i + BATCH], "cues": cues[i:i + BATCH],
+                "cue_scores": scores[i:i + BATCH], "question": u[i:i + BATCH]})
+            emb.append(e)
+            logits.append(lg)
+            router.append(r)
+        return np.concatenate(emb), np.concatenate(logits), np.concatenate(router), rows, scores
+
+    def _cues(self, rows, scores, n: int = 5) -> dict[str, list[Cue]]:
+        return {lv: [Cue(self.kb.entries[r].name, round(float(s), 4))
+                     for r, s in zip(rows[j][:n], scores[j][:n], strict=True) if r >= 0]
+                for j, lv in enumerate(self.levels)}
+
+    def label_embeddings(self, labels: list[str]) -> np.ndarray:
+        key = tuple(labels)
+        with self._labels_lock:
+            cached = self._label_cache.get(key)
+        if cached is None:
+            cached = self.text.encode(list(labels))
+            with self._labels_lock:
+                self._label_cache[key] = cached
+        return cached
+
+    def _default_question(self) -> np.ndarray:
+        if self._default_u is None:
+            self._default_u = self.text.encode([self.meta["default_question"]])[0]
+        return self._default_u
+
+    @staticmethod
+    def check_labels(labels) -> list[str]:
+        if isinstance(labels, str) or not isinstance(labels, list | tuple):
+            raise RsSageError("labels must be a list of class names")
+        clean = [" ".join(str(lab).split()) for lab in labels]
+        if not clean or any(not c for c in clean):
+            raise RsSageError("The label list is empty or has an empty name.")
+        if len(set(c.lower() for c in clean)) != len(clean):
+            raise RsSageError("The label list repeats a name.")
+        return clean
+
+    # ---- public API ------------------------------------------------------------------------
+    def classify(self, images, labels: list[str] | None = None, top_k: int = 5) -> list[ClassifyResult]:
+        images = as_batch(images)
+        labels = self.check_labels(labels) if labels is not None else self.default_labels
+        tokens, queries = self.encode_images(images)
+        return self.classify_encoded(tokens, queries, labels, top_k)
+
+    def classify_encoded(self, tokens, queries, labels, top_k=5) -> list[ClassifyResult]:
+        u = np.repeat(self._default_question()[None], len(tokens), 0)
+        emb, _, router, rows, scores = self._run_experts(tokens, queries, u)
+        probs = _softmax(self.logit_scale * emb @ self.label_embeddings(labels).T)
+        out = []
+        for i, p in enumerate(probs):
+            order = np.argsort(-p)[: max(1, min(top_k, len(labels)))]
+            out.append(ClassifyResult(
+                label=labels[order[0]], score=round(float(p[order[0]]), 4),
+                top=[(labels[j], round(float(p[j]), 4)) for j in order],
+                cues=self._cues(rows[i], scores[i]),
+                router={lv: round(float(router[i, j]), 4) for j, lv in enumerate(self.levels)}))
+        return out
+
+    def ask(self, images, question: str, labels: list[str] | None = None) -> list[AskResult]:
+        parsed = parse_question(question)
+        tokens, queries = self.encode_images(as_batch(images))
+        return self.ask_encoded(tokens, queries, parsed.text, labels)
+
+    def ask_encoded(self, tokens, queries, question: str, labels=None) -> list[AskResult]:
+        from .questions import TYPE_ANSWERS
+
+        parsed = parse_question(question)
+        labels = self.check_labels(labels) if labels else self.default_labels
+        scenes = self.classify_encoded(tokens, queries, labels, 3)
+        u = np.repeat(self.text.encode([parsed.text]), len(tokens), 0)
+        _, logits, router, rows, scores = self._run_experts(tokens, queries, u)
+        out = []
+        for i in range(len(tokens)):
+            cues = self._cues(rows[i], scores[i])
+            scene = scenes[i]
+            rtr = {lv: round(float(router[i, j]), 4) for j, lv in enumerate(self.levels)}
+            evidence = "; ".join(", ".join(c.name for c in cues[lv][:3]) for lv in ("scene", "object"))
+            if parsed.type in ("open", "scene"):
+                answer, conf = scene.label, scene.score
+                alts = scene.top
+            else:
+                allowed = [self.answers.index(a) for a in TYPE_ANSWERS[parsed.type]]
+                p = _softmax(logits[i, allowed])
+                order = np.argsort(-p)
+                answer, conf = self.answers[allowed[order[0]]], float(p[order[0]])
+                alts = [(self.answers[allowed[j]], round(float(p[j]), 4)) for j in order[:3]]
+            text = f"{answer[:1].upper()}{answer[1:]} ({conf:.2f}): {scene.label} scene; {evidence}"
+            out.append(AskResult(answer=answer, text=text, confidence=round(conf, 4), type=parsed.type,
+                                 cues=cues, router=rtr, scene=scene.label, alternatives=alts))
+        return out

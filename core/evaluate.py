@@ -1,0 +1,152 @@
+"""``python -m core eval``: the shipped ONNX model on the RSICD test split of AID.
+
+Reports scene classification (top-1, top-5, per class, confusion matrix), VQA accuracy per
+type on the generated test questions, and retrieval recall@8 per level. Nothing here touches
+the training or validation images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import AID_CLASSES, DEFAULT_LABELS, image_path, load_samples
+
+
+def load_test_images(limit: int | None = None):
+    from .prepare import load_rgb
+
+    samples = [s for s in load_samples() if s.split == "test"]
+    if limit:
+        samples = samples[:limit]
+    return samples, [load_rgb(image_path(s)) for s in samples]
+
+
+def classification_metrics(engine, tokens, queries, samples) -> dict:
+    results = engine.classify_encoded(tokens, queries, DEFAULT_LABELS, top_k=5)
+    truth = np.array([s.label_index for s in samples])
+    pred = np.array([DEFAULT_LABELS.index(r.label) for r in results])
+    top5 = np.array([DEFAULT_LABELS.index(truth_label) in [DEFAULT_LABELS.index(lab) for lab, _ in r.top]
+                     for r, truth_label in zip(results, [DEFAULT_LABELS[t] for t in truth], strict=True)])
+    n = len(AID_CLASSES)
+    confusion = np.zeros((n, n), dtype=int)
+    for t, p in zip(truth, pred, strict=True):
+        confusion[t, p] += 1
+    per_class = {DEFAULT_LABELS[c]: float(confusion[c, c] / max(confusion[c].sum(), 1)) for c in range(n)}
+    return {"top1": float((pred == truth).mean()), "top5": float(top5.mean()), "n": int(len(truth)),
+            "per_class": per_class, "confusion": confusion.tolist()}
+
+
+def vqa_metrics(engine, tokens, queries, samples) -> dict:
+    from .questions import generate
+
+    index = {s.image: i for i, s in enumerate(samples)}
+    items = [it for it in generate(load_samples()) if it.split == "test" and it.image in index]
+    by_question: dict[str, list] = defaultdict(list)
+    for it in items:
+        by_question[it.question].append(it)
+    hits: dict[str, list[int]] = defaultdict(list)
+    for question, group in by_question.items():
+        rows = [index[it.image] for it in group]
+        answers = engine.ask_encoded(tokens[rows], queries[rows], question)
+        for it, a in zip(group, answers, strict=True):
+            hits[it.type].append(int(a.answer == it.answer))
+    per_type = {t: float(np.mean(v)) for t, v in sorted(hits.items())}
+    counts = {t: len(v) for t, v in sorted(hits.items())}
+    return {"per_type": per_type, "n": counts, "average": float(np.mean(list(per_type.values())))}
+
+
+def retrieval_recall(engine, tokens, queries, samples, k: int = 8) -> dict:
+    """Share of test images whose top-k cues of a level include a concept their captions name."""
+    from .questions import mentions
+    from .textproc import tokens as words
+
+    u = np.repeat(engine._default_question()[None], len(tokens), 0)
+    rows, _, _ = engine._retrieve(queries, u)
+    rows = rows[:, :, :k]
+    out = {}
+    for j, level in enumerate(engine.levels):
+        hit, eligible = 0, 0
+        for i, s in enumerate(samples):
+            text = " " + " ".join(" ".join(words(c)) for c in s.captions) + " "
+            if level == "object":
+                named = mentions(s)
+            else:
+                named = set()
+                kb_level = engine.kb_levels[j]
+                for e in engine.kb.rows_of(kb_level):
+                    if any(f" {n.lower()} " in text for n in [e.name, *e.aliases]):
+                        named.add(e.name)
+            level_names = {e.name for e in engine.kb.rows_of(engine.kb_levels[j])}
+            named &= level_names
+            if not named:
+                continue
+            eligible += 1
+            got = {engine.kb.entries[r].name for r in rows[i, j] if r >= 0}
+            hit += bool(got & named)
+        out[level] = {f"recall_at_{k}": hit / max(eligible, 1), "images": eligible}
+    return out
+
+
+def confusion_png(confusion: list[list[int]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.array(confusion, dtype=float)
+    cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(11, 10))
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(DEFAULT_LABELS)), DEFAULT_LABELS, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(DEFAULT_LABELS)), DEFAULT_LABELS, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("RS-SAGE on the AID RSICD test split (row-normalised)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def evaluate(model_dir=None, limit=None) -> dict:
+    from .engine import Engine
+
+    engine = Engine.load(model_dir, user_kb=False)
+    t0 = time.time()
+    samples, images = load_test_images(limit)
+    tokens, queries = engine.encode_images(images)
+    res = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, device={engine.device}",
+        "model": engine.meta.get("variant"),
+        "classification": classification_metrics(engine, tokens, queries, samples),
+        "vqa": vqa_metrics(engine, tokens, queries, samples),
+        "retrieval": retrieval_recall(engine, tokens, queries, samples),
+    }
+    res["seconds"] = round(time.time() - t0, 1)
+    return res
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    res = evaluate(args.model_dir, args.limit)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    confusion_png(res["classification"]["confusion"], out.parent / "confusion.png")
+    Path("out").mkdir(exist_ok=True)
+    Path("out/eval.json").write_text(json.dumps(res, indent=2))
+    from .results_page import write_results
+
+    write_results(res, out)
+    c, v = res["classification"], res["vqa"]
+    print(f"test top-1 {c['top1']:.4f}  top-5 {c['top5']:.4f}  (n={c['n']})")
+    print("VQA " + "  ".join(f"{t} {a:.4f}" for t, a in v["per_type"].items()) + f"  average {v['average']:.4f}")
+    print("retrieval recall@8 " + "  ".join(f"{lv} {r['recall_at_8']:.3f}" for lv, r in res["retrieval"].items()))
+    print(f"wrote {out}, {out.parent / 'confusion.png'}, out/eval.json")
+    return 0

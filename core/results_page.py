@@ -1,0 +1,34 @@
+"""Write ``docs/results.md`` from an evaluation result (the numbers are never typed by hand)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HEADER = """# RS-SAGE results
+
+Produced by `python -m core eval` (or `make eval`) on {date}; machine: {machine}.
+Test set: the RSICD test split of AID ({n} images, never trained on), labels = the 30 AID
+class names in plain English, generated VQA test questions (see `docs/data.md`).
+Evaluation wall time: {seconds} s. Raw numbers: `out/eval.json`.
+"""
+
+
+def write_results(res: dict, path: Path) -> None:
+    c, v, r = res["classification"], res["vqa"], res["retrieval"]
+    lines = [HEADER.format(date=res["date"], machine=res["machine"], n=c["n"], seconds=res["seconds"])]
+    lines += ["## Main table", "", "| metric | value |", "|---|---|",
+              f"| scene top-1 | {c['top1'] * 100:.2f} % |",
+              f"| scene top-5 | {c['top5'] * 100:.2f} % |"]
+    for t, a in v["per_type"].items():
+        lines.append(f"| VQA {t} ({v['n'][t]} questions) | {a * 100:.2f} % |")
+    lines.append(f"| VQA average over types | {v['average'] * 100:.2f} % |")
+    for lv, d in r.items():
+        lines.append(f"| retrieval recall@8, {lv} level ({d['images']} images) | {d['recall_at_8'] * 100:.2f} % |")
+    lines += ["", "## Per-class accuracy (top-1)", "", "| class | accuracy |", "|---|---|"]
+    for name, acc in sorted(c["per_class"].items(), key=lambda kv: kv[1]):
+        lines.append(f"| {name} | {acc * 100:.1f} % |")
+    lines += ["", "Confusion matrix: ![confusion matrix](confusion.png)", ""]
+    extra = path.parent / "results_notes.md"
+    if extra.is_file():
+        lines += [extra.read_text()]
+    path.write_text("\n".join(lines) + "\n")

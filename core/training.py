@@ -1,0 +1,278 @@
+"""``python -m core train``: train RS-SAGE on cached stem features of AID (RSICD train part).
+
+Checkpoints after every epoch and resumes from the last one; fixed seed; one JSON line of loss
+and validation accuracy per epoch in ``<out>/log.jsonl``. Run ``core.prepare`` first (the
+command does it when the cache is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+CACHE = Path(".cache/train")
+DEFAULT_QUESTION = "What type of scene is this?"
+
+
+@dataclass
+class TrainConfig:
+    out: str = ".checkpoints/full"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    backbone_lr: float = 4e-4
+    weight_decay: float = 0.02
+    seed: int = 0
+    variant: str = "full"
+    cache: str = str(CACHE)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+        cfg = cls(out=args.out, seed=args.seed, variant=args.variant)
+        if args.epochs:
+            cfg.epochs = args.epochs
+        return cfg
+
+
+def variant_config(variant: str, n_answers: int):
+    from .model import ModelConfig
+
+    cfg = ModelConfig(n_answers=n_answers)
+    if variant == "no_retrieval":
+        cfg.retrieval = False
+    elif variant == "shared_expert":
+        cfg.per_level_experts = False
+    elif variant == "scene_only":
+        cfg.levels = ("scene",)
+    elif variant.startswith("topk"):
+        cfg.top_k = int(variant[4:])
+    elif variant != "full":
+        raise ValueError(f"unknown variant {variant}")
+    return cfg
+
+
+def class_phrasings(kb) -> list[list[str]]:
+    """Label texts per AID class: the plain name plus the merged benchmark aliases of its
+    knowledge-base scene entry, so the scene head learns a region of text space, not a point."""
+    from .dataset import AID_CLASSES, AID_LABEL_TEXT
+
+    by_name = {e.name: e for e in kb.rows_of("scene")}
+    out = []
+    for c in AID_CLASSES:
+        name = AID_LABEL_TEXT[c]
+        entry = by_name.get(name)
+        out.append([name, *(entry.aliases if entry else [])])
+    return out
+
+
+class TrainData:
+    """Everything a step needs, as arrays indexed by image position in the cache."""
+
+    def __init__(self, cache: Path, kb):
+        from .dataset import load_samples
+        from .questions import ANSWERS, generate, mentions
+        from .text_encoder import shared_encoder
+        from .textproc import tokens
+
+        samples = {s.image: s for s in load_samples()}
+        items = generate(list(samples.values()))
+        q_index = {q: i for i, q in enumerate(json.loads((cache / "questions.json").read_text()))}
+        self.question_emb = np.load(cache / "question_emb.npy")
+        c_index = {c: i for i, c in enumerate(json.loads((cache / "captions.json").read_text()))}
+        self.caption_emb = np.load(cache / "caption_emb.npy")
+        self.answers = ANSWERS
+        self.items = items
+        obj_rows = {e.name: i for i, e in enumerate(kb.rows_of("object"))}
+        att_rows = {e.name: i for i, e in enumerate(kb.rows_of("attribute"))}
+        self.n_obj, self.n_att = len(obj_rows), len(att_rows)
+        self.split = {}
+        for split in ("train", "val", "test"):
+            images = json.loads((cache / f"stem_{split}.json").read_text())
+            feats = np.load(cache / f"stem_{split}.npy", mmap_mode="r")
+            by_img: dict[str, list] = {im: [] for im in images}
+            for it in items:
+                if it.image in by_img:
+                    by_img[it.image].append((q_index[it.question], ANSWERS.index(it.answer), it.type))
+            obj_t = np.zeros((len(images), self.n_obj), np.float32)
+            att_t = np.zeros((len(images), self.n_att), np.float32)
+            caps = np.zeros((len(images), 5), np.int64)
+            for i, im in enumerate(images):
+                s = samples[im]
+                for o in mentions(s):
+                    if o in obj_rows:
+                        obj_t[i, obj_rows[o]] = 1
+                text = " " + " ".join(" ".join(tokens(c)) for c in s.captions) + " "
+                for a, j in att_rows.items():
+                    if f" {a.lower()} " in text:
+                        att_t[i, j] = 1
+                caps[i] = [c_index[c] for c in s.captions]
+            self.split[split] = {
+                "images": images, "feats": feats,
+                "labels": np.array([samples[im].label_index for im in images]),
+                "qa": [by_img[im] for im in images], "obj": obj_t, "att": att_t, "caps": caps,
+            }
+        phr = class_phrasings(kb)
+        enc = shared_encoder()
+        self.class_phr_emb = [enc.encode(p) for p in phr]
+        self.default_u = enc.encode([DEFAULT_QUESTION])[0]
+
+
+def _soft_nce(logits, target):
+    """Multi-positive contrastive loss; rows without a positive are skipped."""
+    import torch
+
+    has = target.sum(1) > 0
+    if not has.any():
+        return logits.sum() * 0
+    t = target[has] / target[has].sum(1, keepdim=True)
+    return -(t * torch.log_softmax(logits[has], -1)).sum(1).mean()
+
+
+def evaluate_split(model, data: TrainData, split: str, kb_emb, limit: int | None = None) -> dict:
+    import torch
+
+    from .questions import TYPE_ANSWERS
+
+    d = data.split[split]
+    n = len(d["images"]) if limit is None else min(limit, len(d["images"]))
+    cfg = model.cfg
+    label_emb = torch.from_numpy(np.stack([p[0] for p in data.class_phr_emb]))
+    type_masks = {t: torch.tensor([a in set(v) for a in data.answers]) for t, v in TYPE_ANSWERS.items()}
+    correct, total = 0, 0
+    vqa: dict[str, list[int]] = {}
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, n, 128):
+            x = torch.from_numpy(np.asarray(d["feats"][0, i:i + 128], dtype=np.float32))
+            tokens, queries = model.encoder.from_stem(x)
+            u = torch.from_numpy(np.repeat(data.default_u[None], len(x), 0))
+            from .model import retrieve_torch
+            cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
+            emb, _, _ = model.experts(tokens, cues, scores, u)
+            pred = (emb @ label_emb.T).argmax(1).numpy()
+            correct += int((pred == d["labels"][i:i + 128]).sum())
+            total += len(x)
+            # every generated question of these images
+            rows = [(j, q, a, t) for j in range(len(x)) for (q, a, t) in d["qa"][i + j]]
+            if not rows:
+                continue
+            idx = torch.tensor([r[0] for r in rows])
+            uq = torch.from_numpy(data.question_emb[[r[1] for r in rows]])
+            cues, scores = retrieve_torch(kb_emb, queries[idx], uq, cfg.top_k, cfg.question_weight)
+            _, logits, _ = model.experts(tokens[idx], cues, scores, uq)
+            for r, lg in zip(rows, logits, strict=True):
+                masked = lg.masked_fill(~type_masks[r[3]], -1e9)
+                vqa.setdefault(r[3], []).append(int(int(masked.argmax()) == r[2]))
+    per_type = {t: float(np.mean(v)) for t, v in vqa.items()}
+    return {"acc": correct / max(total, 1), "vqa": per_type,
+            "vqa_avg": float(np.mean(list(per_type.values()))) if per_type else 0.0, "n": total}
+
+
+def train(tc: TrainConfig) -> Path:
+    import torch
+
+    from .knowledge import KnowledgeBase
+    from .model import KB_LEVELS, RsSageModel, retrieve_torch
+
+    torch.set_num_threads(2)
+    cache = Path(tc.cache)
+    if not (cache / "stem_train.npy").is_file():
+        from .prepare import prepare
+
+        prepare(cache)
+    out = Path(tc.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kb = KnowledgeBase.load(user_dir=False)
+    kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
+    data = TrainData(cache, kb)
+    cfg = variant_config(tc.variant, len(data.answers))
+    torch.manual_seed(tc.seed)
+    model = RsSageModel(cfg)
+    backbone = [p for p in model.encoder.top.parameters()]
+    ids = {id(p) for p in backbone}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    opt = torch.optim.AdamW([{"params": backbone, "lr": tc.backbone_lr},
+                             {"params": rest, "lr": tc.lr}], weight_decay=tc.weight_decay)
+    tr = data.split["train"]
+    n = len(tr["images"])
+    steps_per_epoch = n // tc.batch_size
+    total = steps_per_epoch * tc.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[tc.backbone_lr, tc.lr], total_steps=total, pct_start=0.08)
+    start_epoch = 0
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start_epoch = ck["epoch"] + 1
+        print(f"resumed after epoch {start_epoch}", flush=True)
+    obj_t, att_t = torch.from_numpy(tr["obj"]), torch.from_numpy(tr["att"])
+    kb_obj, kb_att, kb_scene = kb_emb[1], kb_emb[0], kb_emb[2]
+    from .dataset import AID_CLASSES, AID_LABEL_TEXT
+    scene_rows = {e.name: i for i, e in enumerate(kb.rows_of("scene"))}
+    class_scene = torch.tensor([scene_rows[AID_LABEL_TEXT[c]] for c in AID_CLASSES])
+    labels_all = torch.from_numpy(tr["labels"])
+    for epoch in range(start_epoch, tc.epochs):
+        rng = np.random.default_rng(tc.seed * 1000 + epoch)
+        order = rng.permutation(n)
+        views = rng.integers(0, tr["feats"].shape[0], n)
+        model.train()
+        model.encoder.stem.eval()
+        t0, losses = time.time(), []
+        for step in range(steps_per_epoch):
+            idx = np.sort(order[step * tc.batch_size:(step + 1) * tc.batch_size])
+            x = torch.from_numpy(np.stack([tr["feats"][views[i], i] for i in idx]).astype(np.float32))
+            qa = [tr["qa"][i][rng.integers(len(tr["qa"][i]))] for i in idx]
+            u = torch.from_numpy(data.question_emb[[q for q, _, _ in qa]])
+            ans = torch.tensor([a for _, a, _ in qa])
+            labels = labels_all[idx]
+            cap = torch.from_numpy(data.caption_emb[tr["caps"][idx, rng.integers(0, 5, len(idx))]])
+            label_emb = torch.from_numpy(np.stack(
+                [p[rng.integers(len(p))] for p in data.class_phr_emb]))
+
+            tokens, queries = model.encoder.from_stem(x)
+            cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
+            emb, logits, _ = model.experts(tokens, cues, scores, u)
+            scale = model.experts.logit_scale.exp().clamp(max=100)
+            loss_cls = torch.nn.functional.cross_entropy(scale * emb @ label_emb.T, labels,
+                                                         label_smoothing=0.1)
+            loss_ans = torch.nn.functional.cross_entropy(logits, ans)
+            a_scale = 20.0
+            loss_align = (
+                torch.nn.functional.cross_entropy(a_scale * queries[:, 2] @ kb_scene.T, class_scene[labels])
+                + _soft_nce(a_scale * queries[:, 1] @ kb_obj.T, obj_t[idx])
+                + _soft_nce(a_scale * queries[:, 0] @ kb_att.T, att_t[idx])
+            )
+            target = torch.arange(len(idx))
+            loss_cap = sum(torch.nn.functional.cross_entropy(a_scale * queries[:, lv] @ cap.T, target)
+                           for lv in range(3)) / 3
+            loss = loss_cls + loss_ans + 0.3 * loss_align + 0.3 * loss_cap
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append([float(loss), float(loss_cls), float(loss_ans), float(loss_align), float(loss_cap)])
+            if step % 20 == 0:
+                print(f"epoch {epoch} step {step}/{steps_per_epoch} loss {np.mean(losses[-20:], 0).round(3).tolist()} "
+                      f"{(step + 1) * tc.batch_size / (time.time() - t0):.0f} img/s", flush=True)
+        val = evaluate_split(model, data, "val", kb_emb)
+        rec = {"epoch": epoch, "loss": np.mean(losses, 0).round(4).tolist(), "val_acc": val["acc"],
+               "val_vqa": val["vqa"], "val_vqa_avg": val["vqa_avg"], "seconds": round(time.time() - t0, 1)}
+        print(json.dumps(rec), flush=True)
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        ck = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+              "epoch": epoch, "config": cfg.to_dict(), "train": asdict(tc)}
+        torch.save(ck, str(ckpt_path) + ".tmp")
+        Path(str(ckpt_path) + ".tmp").replace(ckpt_path)
+    final = out / "model.pt"
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "answers": data.answers,
+                "train": asdict(tc), "kb_checksum": kb.checksum}, final)
+    return final

@@ -55,6 +55,10 @@ def run_bench(args: argparse.Namespace) -> int:
         res["retrieval"] = bench_retrieval()
     if args.section in ("all", "engine"):
         res["engine"] = bench_engine()
+    if args.section in ("all", "labeller"):
+        res["labeller"] = bench_labeller()
+    if args.section == "big":
+        res["labeller_20k"] = bench_labeller(size=20000, eager_tiles=0)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -62,8 +66,112 @@ def run_bench(args: argparse.Namespace) -> int:
             r = res["retrieval"]
             print(f"retrieval: {r['levels']} levels x top-{r['k']} for {r['batch']} queries over "
                   f"{r['entries']} entries: {r['best_ms']:.3f} ms (target < {r['target_ms']} ms)")
+        for key in ("labeller", "labeller_20k"):
+            if key in res:
+                lb = res[key]
+                print(f"{key}: {lb['raster_px']}x{lb['raster_px']} px, {lb['tiles']} tiles of {lb['tile_px']} px "
+                      f"in {lb['seconds']} s = {lb['tiles_per_s']} tiles/s, peak RSS {lb['peak_rss_mb']} MB")
+                if "torch_eager" in lb:
+                    te = lb["torch_eager"]
+                    print(f"  torch eager, same model and tiles: {te['tiles_per_s']} tiles/s "
+                          f"-> onnxruntime streaming is {te['onnx_speedup']}x faster ({te['weights']})")
         if "engine" in res:
             e = res["engine"]
             print(f"engine classify: {e['tiles']} tiles of {e['tile_px']} px in {e['seconds']} s = "
                   f"{e['tiles_per_s']} tiles/s on {e['device']}")
     return 0
+
+
+def synthetic_raster(path: str, size: int, seed: int = 0) -> str:
+    """A north-up 3-band uint8 GeoTIFF of textured blocks, written in strips (bounded memory)."""
+    from osgeo import gdal, osr
+
+    gdal.UseExceptions()
+    ds = gdal.GetDriverByName("GTiff").Create(path, size, size, 3, gdal.GDT_Byte,
+                                              options=["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"])
+    ds.SetGeoTransform((500000.0, 2.0, 0, 4000000.0, 0, -2.0))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds.SetProjection(srs.ExportToWkt())
+    rng = np.random.default_rng(seed)
+    strip = 512
+    base = rng.integers(40, 220, (3, 64, 64)).astype(np.uint8)
+    for y in range(0, size, strip):
+        h = min(strip, size - y)
+        yy, xx = np.mgrid[y:y + h, 0:size]
+        for b in range(3):
+            block = base[b][(yy // 256) % 64, (xx // 256) % 64].astype(np.int16)
+            noise = rng.integers(-25, 25, (h, size), dtype=np.int16)
+            ds.GetRasterBand(b + 1).WriteArray(np.clip(block + noise, 0, 255).astype(np.uint8), 0, y)
+    ds = None
+    return path
+
+
+def bench_labeller(size: int = 8192, tile: int = 224, eager_tiles: int = 128) -> dict:
+    """Streaming labeller tiles/s and peak RSS on a synthetic raster, then torch eager, same tiles."""
+    import resource
+    import tempfile
+
+    from .engine import Engine
+    from .labeller import LabelParams, label_raster
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raster = synthetic_raster(f"{tmp}/synthetic.tif", size)
+        engine = Engine.load(user_kb=False)
+        params = LabelParams(raster=raster, out_gpkg=f"{tmp}/out.gpkg", out_tif=f"{tmp}/out.tif",
+                             gsd=2.0, tile=tile)
+        res = label_raster(params, engine=engine)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out = {"raster_px": size, "tile_px": tile, "tiles": res.labelled, "seconds": round(res.seconds, 2),
+               "tiles_per_s": round(res.tiles_per_s, 1), "peak_rss_mb": round(peak_mb), "device": res.device}
+        if eager_tiles:
+            out["torch_eager"] = bench_eager(raster, engine, tile, eager_tiles, out["tiles_per_s"])
+    return out
+
+
+def bench_eager(raster: str, engine, tile: int, n: int, ort_tiles_per_s: float) -> dict:
+    """The same model in PyTorch eager on the same tiles (read, resize, encode, retrieve, experts)."""
+    import torch
+
+    from .model import KB_LEVELS, ModelConfig, RsSageModel, retrieve_torch
+    from .paths import PROJECT_ROOT
+    from .raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
+
+    ckpt = PROJECT_ROOT / ".checkpoints" / "full" / "model.pt"
+    if ckpt.is_file():
+        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model = RsSageModel(ModelConfig.from_dict(ck["config"]), pretrained=False)
+        model.load_state_dict(ck["model"])
+        weights = "trained checkpoint"
+    else:  # speed does not depend on the weights; say which were used
+        model = RsSageModel(ModelConfig(**{**engine.meta["config"], "levels": tuple(engine.meta["config"]["levels"])}))
+        weights = "architecture of the shipped model, ImageNet backbone (no checkpoint here)"
+    model.eval()
+    torch.set_num_threads(2)
+    ds = open_raster(raster)
+    bands = default_rgb_bands(ds)
+    st = percentile_stretch(ds, bands)
+    kb = engine.kb
+    kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
+    labels = torch.from_numpy(engine.label_embeddings(engine.default_labels))
+    u = torch.from_numpy(engine._default_question()).expand(32, -1)
+    cfg = model.cfg
+    t = time.perf_counter()
+    done = 0
+    with torch.inference_mode():
+        while done < n:
+            tiles = []
+            for i in range(done, min(done + 32, n)):
+                x, y = (i * tile) % (ds.RasterXSize - tile), ((i * tile) // (ds.RasterXSize - tile)) * tile
+                rgb, _ = read_rgb(ds, bands, x, y, tile, tile, tile, tile, st)
+                tiles.append(rgb)
+            x = torch.from_numpy(engine._preprocess(tiles)) / 127.5 - 1.0
+            tokens, queries = model.encoder(x)
+            uu = u[: len(tiles)]
+            cues, scores = retrieve_torch(kb_emb, queries, uu, cfg.top_k, cfg.question_weight)
+            emb, _, _ = model.experts(tokens, cues, scores, uu)
+            (emb @ labels.T).argmax(1)
+            done += len(tiles)
+    dt = time.perf_counter() - t
+    return {"tiles": n, "seconds": round(dt, 2), "tiles_per_s": round(n / dt, 1), "weights": weights,
+            "onnx_speedup": round(ort_tiles_per_s / (n / dt), 2)}

@@ -57,12 +57,30 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _label(args: argparse.Namespace) -> int:
-    print(
-        "python -m core label: the streaming batch labeller is not built yet (issue 6). "
-        "Use 'python -m core classify' on image files meanwhile.",
-        file=sys.stderr,
-    )
-    return 2
+    from .labeller import LabelParams, label_raster
+
+    labels = args.labels
+    if args.labels_file:
+        from .predict_cli import _labels
+
+        labels = _labels(args)
+    params = LabelParams(raster=args.raster, out_gpkg=args.out, out_tif=args.tif, labels=labels,
+                         gsd=args.gsd, tile=args.tile, stride=args.stride, mask=args.mask,
+                         bands=args.bands, max_tiles=args.max_tiles)
+    last = [-10.0]
+
+    def progress(pct: float) -> None:
+        if pct - last[0] >= 10 or pct >= 100:
+            last[0] = pct
+            print(f"  {pct:5.1f} %", file=sys.stderr, flush=True)
+
+    res = label_raster(params, progress=progress)
+    print(json.dumps({"tiles": res.tiles, "labelled": res.labelled,
+                      "skipped_nodata": res.skipped_nodata, "skipped_mask": res.skipped_mask,
+                      "gsd_m": round(res.gsd, 3), "seconds": round(res.seconds, 2),
+                      "tiles_per_s": round(res.tiles_per_s, 1), "device": res.device,
+                      "outputs": res.outputs, "summary": res.summary}, indent=2))
+    return 0
 
 
 def _data_card(args: argparse.Namespace) -> int:
@@ -121,9 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true")
     a.add_argument("--model-dir", default=None)
 
-    lb = add("label", _label, "batch-label a raster into a GeoPackage (issue 6)")
+    lb = add("label", _label, "batch-label a raster into a GeoPackage (+ class GeoTIFF)")
     lb.add_argument("raster")
-    lb.add_argument("--out")
+    lb.add_argument("--out", required=True, help="output GeoPackage (one polygon per tile)")
+    lb.add_argument("--tif", default=None, help="optional class GeoTIFF (uint8 ids, colour table)")
+    lbl = lb.add_mutually_exclusive_group()
+    lbl.add_argument("--labels", nargs="+", default=None)
+    lbl.add_argument("--labels-file", default=None)
+    lb.add_argument("--gsd", type=float, default=None, help="metres per pixel of the tiles")
+    lb.add_argument("--tile", type=int, default=224, help="tile size in pixels")
+    lb.add_argument("--stride", type=int, default=None, help="tile step in pixels (overlap)")
+    lb.add_argument("--mask", default=None, help="polygon file: label only tiles touching it")
+    lb.add_argument("--bands", type=int, nargs=3, default=None, help="R G B band numbers")
+    lb.add_argument("--max-tiles", type=int, default=None)
 
     kb = add("kb", _kb, "build, search and extend the knowledge base")
     kbs = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND", required=True)
@@ -161,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = add("bench", _bench, "speed benchmarks (retrieval, engine)")
     b.add_argument("--json", action="store_true")
-    b.add_argument("--section", choices=["all", "retrieval", "engine"], default="all")
+    b.add_argument("--section", choices=["all", "retrieval", "engine", "labeller", "big"], default="all")
 
     dc = add("data-card", _data_card, "write the data card of the generated VQA set")
     dc.add_argument("--out", default="docs/data.md")

@@ -262,3 +262,16 @@ class Engine:
             out.append(AskResult(answer=answer, text=text, confidence=round(conf, 4), type=parsed.type,
                                  cues=cues, router=rtr, scene=scene.label, alternatives=alts))
         return out
+
+
+_shared: Engine | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_engine() -> Engine:
+    """One engine per process for the plugin and the algorithms: loading costs seconds."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Engine.load()
+        return _shared

@@ -100,6 +100,10 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path | None = None) -> di
             "default_question": DEFAULT_QUESTION,
         },
     }
+    # The same settings as a small JSON sidecar: the QGIS panel reads defaults from it without
+    # importing onnx or onnxruntime at start-up. The ONNX metadata stays the source of truth.
+    sidecar = {**common, **extra["experts.onnx"], "model_type": "rs_sage"}
+    (out / "model.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     for path in (enc_path, exp_path):
         m = onnx.load(str(path))
         del m.metadata_props[:]

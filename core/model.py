@@ -51,19 +51,30 @@ class ModelConfig:
         return cls(**d)
 
 
+def pooling_matrix(size: int, grid: int) -> torch.Tensor:
+    """[G*G, H*W] matrix equal to adaptive average pooling of a size x size map to grid x grid.
+
+    The input size is fixed, so pooling is a constant matrix product, which ONNX exports
+    (adaptive pooling of a dynamic-shaped tensor does not).
+    """
+    eye = torch.eye(size * size).view(size * size, 1, size, size)
+    return F.adaptive_avg_pool2d(eye, grid).view(size * size, grid * grid).T.contiguous()
+
+
 class LevelProjector(nn.Module):
     """Feature map -> G*G tokens in the text dimension, and a unit level query."""
 
-    def __init__(self, in_ch: int, dim: int, grid: int):
+    def __init__(self, in_ch: int, dim: int, grid: int, size: int):
         super().__init__()
         self.grid = grid
+        self.register_buffer("pool", pooling_matrix(size, grid), persistent=False)
         self.proj = nn.Sequential(nn.Linear(in_ch, dim), nn.GELU(), nn.Linear(dim, dim))
         self.norm = nn.LayerNorm(dim)
         self.pos = nn.Parameter(torch.zeros(grid * grid, dim))
         self.query = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
 
     def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2)
+        x = (fmap.flatten(2) @ self.pool.T).transpose(1, 2)
         tokens = self.norm(self.proj(x)) + self.pos
         query = F.normalize(self.query(tokens.mean(1)), dim=-1)
         return tokens, query
@@ -77,8 +88,10 @@ class Encoder(nn.Module):
         self.stem = Stem(net, n_stem)
         self.top = Top(net, n_stem, obj_block)
         c_fine, c_obj, c_scene = channels(cfg.backbone)
+        sizes = (cfg.input_size // 8, cfg.input_size // 16, cfg.input_size // 32)
         self.projectors = nn.ModuleList(
-            [LevelProjector(c, cfg.dim, cfg.grid) for c in (c_fine, c_obj, c_scene)]
+            [LevelProjector(c, cfg.dim, cfg.grid, n)
+             for c, n in zip((c_fine, c_obj, c_scene), sizes, strict=True)]
         )
         for p in self.stem.parameters():
             p.requires_grad_(False)

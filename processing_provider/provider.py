@@ -33,5 +33,6 @@ class RsSageProvider(QgsProcessingProvider):
 
 
 def _algorithms() -> list:
-    """Algorithm instances; empty until the batch-labelling issue adds them."""
-    return []
+    from .algorithms import all_algorithms
+
+    return all_algorithms()

@@ -70,6 +70,11 @@ class RecordingIface:
         self.docks.remove(dock)
 
 
+# The plugin's GUI modules are imported as QGIS imports them: as the package ``rs_sage``.
+if str(_plugin_link()) not in sys.path:
+    sys.path.insert(0, str(PLUGIN_LINKS))
+
+
 @pytest.fixture
 def recording_iface(qgis_iface, monkeypatch):
     original = {

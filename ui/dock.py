@@ -1,32 +1,446 @@
-"""The RS-SAGE dock panel.
+"""The RS-SAGE dock panel: Classify extent and Ask about a region.
 
-For now it shows what the plugin has installed (model files, knowledge base) so a user can tell
-at a glance whether it is ready; the classify and ask tools arrive with the panel issue.
+The panel only gathers inputs, starts a QgsTask and, when the task hands back a result, writes
+layers in the GUI thread. Inputs are never cleared by an error.
 """
 
 from __future__ import annotations
 
-from qgis.PyQt.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
+import math
 
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateTransform,
+    QgsCsException,
+    QgsGeometry,
+    QgsMapLayerProxyModel,
+    QgsProject,
+    QgsRectangle,
+    QgsSettings,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import RsSageError
+from ..core.presets import EXAMPLE_QUESTIONS, PRESETS, model_settings
 from ..core.status import plugin_status
+from . import result_layers
+from .layer_source import layer_source
+from .map_tool import RegionMapTool
+from .tasks import CoreTask, ask_work, classify_work
+
+SETTINGS_MAX_TILES = "rs_sage/max_tiles"
+CUSTOM = "Custom list (below)"
 
 
 class RsSageDock(QDockWidget):
     def __init__(self, iface, parent=None):
         super().__init__("RS-SAGE", parent or iface.mainWindow())
         self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.task: CoreTask | None = None
+        self.region: QgsGeometry | None = None  # in the canvas CRS
+        self.region_crs = None
+        self.map_tool: RegionMapTool | None = None
+        self.highlights = []
+        self.last_classes_layer: QgsVectorLayer | None = None
+        self.last_answer = None
+        settings = model_settings()
+        self.default_gsd = float(settings.get("default_gsd_m", 4.0))
+        self._build()
+        self.refresh_status()
+        self._restore_layer()
+        self.canvas.extentsChanged.connect(self.update_estimate)
+
+    # ---- layout ------------------------------------------------------------------------------
+    def _build(self) -> None:
         body = QWidget(self)
-        layout = QVBoxLayout(body)
+        lay = QVBoxLayout(body)
         self.status_label = QLabel(body)
         self.status_label.setObjectName("RsSageStatus")
         self.status_label.setWordWrap(True)
-        layout.addWidget(self.status_label)
-        layout.addStretch(1)
-        self.setWidget(body)
-        self.refresh_status()
+        lay.addWidget(self.status_label)
 
+        src = QGroupBox("Imagery", body)
+        form = QFormLayout(src)
+        self.layer_combo = QgsMapLayerComboBox(src)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.layerChanged.connect(self._layer_changed)
+        form.addRow("Raster layer", self.layer_combo)
+        self.gsd = QDoubleSpinBox(src)
+        self.gsd.setRange(0.01, 1000)
+        self.gsd.setDecimals(2)
+        self.gsd.setSuffix(" m/px")
+        self.gsd.setValue(self.default_gsd)
+        self.gsd.setToolTip("Ground sampling distance at which tiles are read (the model saw 2-32 m/px)")
+        form.addRow("Scale", self.gsd)
+        self.tile = QSpinBox(src)
+        self.tile.setRange(32, 1024)
+        self.tile.setValue(224)
+        self.tile.setSuffix(" px")
+        form.addRow("Tile size", self.tile)
+        self.overlap = QSpinBox(src)
+        self.overlap.setRange(0, 75)
+        self.overlap.setSuffix(" %")
+        form.addRow("Tile overlap", self.overlap)
+        self.estimate = QLabel(src)
+        self.estimate.setObjectName("RsSageEstimate")
+        form.addRow("Tiles", self.estimate)
+        for w in (self.gsd, self.tile, self.overlap):
+            w.valueChanged.connect(self.update_estimate)
+        lay.addWidget(src)
+
+        lab = QGroupBox("Labels", body)
+        lv = QVBoxLayout(lab)
+        self.preset = QComboBox(lab)
+        self.preset.addItems([*PRESETS, CUSTOM])
+        self.preset.currentTextChanged.connect(self._preset_changed)
+        lv.addWidget(self.preset)
+        self.labels_edit = QPlainTextEdit(lab)
+        self.labels_edit.setPlaceholderText("one class per line, e.g.\nharbor\nfarmland\nsolar farm")
+        self.labels_edit.setMaximumHeight(90)
+        lv.addWidget(self.labels_edit)
+        self._preset_changed(self.preset.currentText())
+        lay.addWidget(lab)
+
+        self.classify_button = QPushButton("Classify extent", body)
+        self.classify_button.setObjectName("RsSageClassify")
+        self.classify_button.clicked.connect(self.classify_extent)
+        lay.addWidget(self.classify_button)
+
+        ask = QGroupBox("Ask about a region", body)
+        av = QVBoxLayout(ask)
+        row = QHBoxLayout()
+        self.rect_button = QPushButton("Draw rectangle", ask)
+        self.poly_button = QPushButton("Draw polygon", ask)
+        self.sel_button = QPushButton("Use selected features", ask)
+        self.rect_button.clicked.connect(lambda: self._activate_tool("rectangle"))
+        self.poly_button.clicked.connect(lambda: self._activate_tool("polygon"))
+        self.sel_button.clicked.connect(self.use_selected_features)
+        for b in (self.rect_button, self.poly_button, self.sel_button):
+            row.addWidget(b)
+        av.addLayout(row)
+        self.region_label = QLabel("No region yet.", ask)
+        av.addWidget(self.region_label)
+        self.question = QComboBox(ask)
+        self.question.setEditable(True)
+        self.question.addItems(EXAMPLE_QUESTIONS)
+        self.question.setCurrentText("")
+        self.question.lineEdit().setPlaceholderText("Ask in English, e.g. " + EXAMPLE_QUESTIONS[0])
+        av.addWidget(self.question)
+        self.ask_button = QPushButton("Ask", ask)
+        self.ask_button.setObjectName("RsSageAsk")
+        self.ask_button.clicked.connect(self.ask)
+        av.addWidget(self.ask_button)
+        self.answer_view = QTextBrowser(ask)
+        self.answer_view.setMaximumHeight(150)
+        av.addWidget(self.answer_view)
+        lay.addWidget(ask)
+
+        prog = QHBoxLayout()
+        self.progress = QProgressBar(body)
+        self.progress.setRange(0, 100)
+        self.cancel_button = QPushButton("Cancel", body)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        prog.addWidget(self.progress)
+        prog.addWidget(self.cancel_button)
+        lay.addLayout(prog)
+
+        self.summary = QTableWidget(0, 3, body)
+        self.summary.setHorizontalHeaderLabels(["Class", "Area (ha)", "%"])
+        self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.summary.verticalHeader().setVisible(False)
+        lay.addWidget(self.summary)
+        self.setWidget(body)
+
+    # ---- inputs --------------------------------------------------------------------------------
     def refresh_status(self) -> None:
         self.status_label.setText(plugin_status().as_text())
 
+    def _restore_layer(self) -> None:
+        layer_id, ok = QgsProject.instance().readEntry("rs_sage", "layer", "")
+        layer = QgsProject.instance().mapLayer(layer_id) if ok and layer_id else None
+        if layer is not None:
+            self.layer_combo.setLayer(layer)
+        self.update_estimate()
+
+    def _layer_changed(self, layer) -> None:
+        if layer is not None:
+            QgsProject.instance().writeEntry("rs_sage", "layer", layer.id())
+        self.update_estimate()
+
+    def _preset_changed(self, name: str) -> None:
+        if name in PRESETS:
+            self.labels_edit.setPlainText("\n".join(PRESETS[name]))
+
+    def labels(self) -> list[str]:
+        labels = [ln.strip() for ln in self.labels_edit.toPlainText().splitlines() if ln.strip()]
+        if not labels:
+            raise RsSageError("The label list is empty; pick a preset or type your own classes.")
+        return labels
+
+    def max_tiles(self) -> int:
+        return int(QgsSettings().value(SETTINGS_MAX_TILES, 400))
+
+    def stride(self) -> int:
+        return max(1, round(self.tile.value() * (1 - self.overlap.value() / 100)))
+
+    def extent_in_layer(self, layer) -> QgsRectangle:
+        """The canvas extent in the layer's CRS (project transform context), clipped to the layer."""
+        ct = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), layer.crs(),
+                                    QgsProject.instance().transformContext())
+        try:
+            ext = ct.transformBoundingBox(self.canvas.extent())
+        except QgsCsException as exc:
+            raise RsSageError(f"The map extent cannot be transformed to the layer's CRS "
+                              f"({layer.crs().authid()}): {exc}") from exc
+        clipped = ext.intersect(layer.extent())
+        if clipped.isEmpty() or clipped.width() <= 0 or clipped.height() <= 0:
+            raise RsSageError("The visible extent is outside the raster layer; zoom to the layer first.")
+        return clipped
+
+    def tile_count(self, layer, extent: QgsRectangle) -> int:
+        from osgeo import osr
+
+        from ..core.tiling import metres_per_unit
+
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(layer.crs().toWkt())
+        mx, my = metres_per_unit(srs, extent.center().y())
+        step = self.stride() * self.gsd.value()
+        tile = self.tile.value() * self.gsd.value()
+        w, h = extent.width() * mx, extent.height() * my
+        cols = max(1, math.floor((w - tile) / step) + 1) if w >= tile else 1
+        rows = max(1, math.floor((h - tile) / step) + 1) if h >= tile else 1
+        return cols * rows
+
+    def update_estimate(self) -> None:
+        layer = self.layer_combo.currentLayer()
+        try:
+            if layer is None:
+                raise RsSageError("no raster layer")
+            n = self.tile_count(layer, self.extent_in_layer(layer))
+            self.estimate.setText(f"about {n} tile{'s' if n != 1 else ''} in the visible extent")
+        except (RsSageError, Exception):
+            self.estimate.setText("-")
+
+    # ---- feedback --------------------------------------------------------------------------------
+    def warn(self, text: str, level=Qgis.Warning) -> None:
+        self.iface.messageBar().pushMessage("RS-SAGE", text, level=level, duration=8)
+
+    def confirm_large(self, n: int) -> bool:
+        """Ask before a run above the tile limit (tests replace this method)."""
+        return QMessageBox.question(
+            self, "RS-SAGE", f"The extent makes {n} tiles (limit {self.max_tiles()}). Run anyway?",
+        ) == QMessageBox.Yes
+
+    def busy(self) -> bool:
+        return self.task is not None
+
+    def _start(self, description: str, work, on_done) -> None:
+        self.progress.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.classify_button.setEnabled(False)
+        self.ask_button.setEnabled(False)
+
+        def done(result, error, cancelled):
+            self.task = None
+            self.cancel_button.setEnabled(False)
+            self.classify_button.setEnabled(True)
+            self.ask_button.setEnabled(True)
+            if cancelled:
+                self.progress.setValue(0)
+                self.warn("Cancelled; nothing was added to the map.", Qgis.Info)
+            elif error:
+                self.warn(error)
+            elif result is not None:
+                self.progress.setValue(100)
+                on_done(result)
+
+        self.task = CoreTask(description, work, done)
+        self.task.progressChanged.connect(lambda p: self.progress.setValue(int(p)))
+        QgsApplication.taskManager().addTask(self.task)
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    # ---- classify ------------------------------------------------------------------------------
+    def classify_extent(self) -> None:
+        if self.busy():
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
+            return
+        try:
+            layer = self.layer_combo.currentLayer()
+            if layer is None:
+                raise RsSageError("There is no raster layer to classify; add one and pick it above.")
+            source = layer_source(layer)
+            extent = self.extent_in_layer(layer)
+            labels = self.labels()
+            n = self.tile_count(layer, extent)
+            if n > self.max_tiles() and not self.confirm_large(n):
+                return
+        except RsSageError as exc:
+            self.warn(str(exc))
+            return
+        ext = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+        crs = layer.crs()
+        work = classify_work(source, ext, labels, self.gsd.value(), self.tile.value(), self.stride(), None)
+        self._start("RS-SAGE: classify extent", work, lambda res: self._classified(res, crs, labels))
+
+    def _classified(self, res: dict, crs, labels: list[str]) -> None:
+        result = res["result"]
+        if not res["rows"]:
+            self.warn(f"No tile was classified: {result.skipped_nodata} tiles are mostly nodata.")
+            return
+        self.last_classes_layer = result_layers.classes_layer(res["rows"], crs, labels)
+        self.summary.setRowCount(0)
+        for name, s in sorted(result.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
+            r = self.summary.rowCount()
+            self.summary.insertRow(r)
+            for c, v in enumerate((name, f"{s['area_ha']:.1f}", f"{s['percent']:.1f}")):
+                item = QTableWidgetItem(v)
+                if c:
+                    item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+                self.summary.setItem(r, c, item)
+        msg = f"{result.labelled} tiles classified in {result.seconds:.1f} s"
+        if result.skipped_nodata:
+            msg += f"; {result.skipped_nodata} mostly-nodata tiles skipped"
+        self.warn(msg, Qgis.Success)
+
+    # ---- ask -----------------------------------------------------------------------------------
+    def _activate_tool(self, mode: str) -> None:
+        if self.map_tool is None:
+            self.map_tool = RegionMapTool(self.canvas, mode)
+            self.map_tool.regionDrawn.connect(self.set_region)
+        self.map_tool.mode = mode
+        self.canvas.setMapTool(self.map_tool)
+
+    def set_region(self, geometry: QgsGeometry, crs=None) -> None:
+        self.region = QgsGeometry(geometry)
+        self.region_crs = crs or self.canvas.mapSettings().destinationCrs()
+        self.region_label.setText(f"Region: {self.region.area():.0f} square map units "
+                                  f"({self.region_crs.authid()})")
+
+    def use_selected_features(self) -> None:
+        layer = self.iface.activeLayer()
+        if not isinstance(layer, QgsVectorLayer) or layer.selectedFeatureCount() == 0:
+            self.warn("Select polygon features in the active vector layer first.")
+            return
+        geom = QgsGeometry.unaryUnion([f.geometry() for f in layer.selectedFeatures()])
+        if geom.isEmpty() or geom.area() <= 0:
+            self.warn("The selected features have no area (select polygons).")
+            return
+        self.set_region(geom, layer.crs())
+
+    def ask(self) -> None:
+        if self.busy():
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
+            return
+        question = self.question.currentText().strip()
+        try:
+            if not question:
+                raise RsSageError("The question is empty; type one or pick an example.")
+            from ..core.question_parse import parse_question
+
+            parse_question(question)
+            layer = self.layer_combo.currentLayer()
+            if layer is None:
+                raise RsSageError("There is no raster layer to look at; add one and pick it above.")
+            if self.region is None:
+                raise RsSageError("Draw a region first (rectangle or polygon), or use selected features.")
+            source = layer_source(layer)
+            ct = QgsCoordinateTransform(self.region_crs, layer.crs(), QgsProject.instance().transformContext())
+            g = QgsGeometry(self.region)
+            try:
+                g.transform(ct)
+            except QgsCsException as exc:
+                raise RsSageError(f"The region cannot be transformed to the layer's CRS: {exc}") from exc
+            if not g.intersects(QgsGeometry.fromRect(layer.extent())):
+                raise RsSageError("The region is outside the raster layer.")
+            labels = self.labels()
+        except RsSageError as exc:
+            self.warn(str(exc))
+            return
+        region, region_crs, name = QgsGeometry(self.region), self.region_crs, layer.name()
+        work = ask_work(source, g.asWkt(), question, self.gsd.value(), self.tile.value(), labels,
+                        self.max_tiles())
+        self._start("RS-SAGE: ask", work,
+                    lambda res: self._answered(res, region, region_crs, layer.crs(), name))
+
+    def _answered(self, res, region, region_crs, layer_crs, layer_name) -> None:
+        self.last_answer = res
+        cues = "<br>".join(f"<b>{lv}</b>: " + ", ".join(f"{c.name} ({c.score:.2f})" for c in res.cues[lv][:5])
+                           for lv in ("scene", "object", "fine"))
+        router = ", ".join(f"{k} {v:.2f}" for k, v in res.router.items())
+        shares = ""
+        if res.shares:
+            shares = "<br><b>area shares</b>: " + ", ".join(f"{k} {v * 100:.0f} %" for k, v in res.shares.items())
+        self.answer_view.setHtml(
+            f"<p><b>{res.question}</b><br><span style='font-size:14pt'>{res.answer}</span> "
+            f"(confidence {res.confidence:.2f}, {res.type}, {len(res.supporting)} of {len(res.tiles)} tiles)</p>"
+            f"<p>{cues}<br><b>router</b>: {router}{shares}</p>")
+        log = result_layers.questions_layer(region_crs)
+        result_layers.log_answer(log, region, res.question, res, layer_name)
+        result_layers.annotate(region, region_crs, res.text)
+        self._highlight(res, layer_crs)
+        self.canvas.refresh()
+
+    def _highlight(self, res, layer_crs) -> None:
+        from qgis.core import QgsWkbTypes
+        from qgis.gui import QgsRubberBand
+        from qgis.PyQt.QtGui import QColor
+
+        for band in self.highlights:
+            self.canvas.scene().removeItem(band)
+        self.highlights = []
+        ct = QgsCoordinateTransform(layer_crs, self.canvas.mapSettings().destinationCrs(),
+                                    QgsProject.instance().transformContext())
+        for i in res.supporting:
+            band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+            band.setColor(QColor(0, 160, 255, 50))
+            band.setStrokeColor(QColor(0, 160, 255))
+            band.setWidth(2)
+            g = QgsGeometry.fromRect(QgsRectangle(*res.tiles[i].bounds))
+            g.transform(ct)
+            band.setToGeometry(g, None)
+            self.highlights.append(band)
+
     def shutdown(self) -> None:
-        """Called by the plugin's unload; later issues cancel running tasks here."""
+        """Called by the plugin's unload: stop work, drop map items, release the map tool."""
+        if self.task is not None:
+            self.task.cancel()
+        for band in self.highlights:
+            self.canvas.scene().removeItem(band)
+        self.highlights = []
+        if self.map_tool is not None:
+            if self.canvas.mapTool() is self.map_tool:
+                self.canvas.unsetMapTool(self.map_tool)
+            self.map_tool.clear()
+        try:
+            self.canvas.extentsChanged.disconnect(self.update_estimate)
+        except TypeError:
+            pass

@@ -1,0 +1,369 @@
+"""Streaming batch labeller: a raster of any size -> GeoPackage tiles, class GeoTIFF, summary.
+
+Three stages run at once so the CPU never waits on disk: a reader thread cuts tiles with GDAL
+(resampled by GDAL to the model's ground sampling distance), the calling thread runs the
+engine, and a writer thread appends features and class pixels. Queues are bounded, so peak
+memory depends on the batch size, never on the raster size. Outputs are written under temporary
+names and renamed at the end: a cancelled or failed run leaves nothing under the output names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RsSageError
+from .raster import Stretch, default_rgb_bands, open_raster, percentile_stretch, read_tile
+from .tiling import make_grid, metres_per_unit
+
+PALETTE = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
+    (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
+]
+NODATA_CLASS = 255
+
+
+class Cancelled(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """Raised when the caller's cancel callback says stop; outputs are removed."""
+
+
+@dataclass
+class LabelParams:
+    raster: str
+    out_gpkg: str
+    out_tif: str | None = None
+    out_summary: str | None = None  # .csv or .json; default: next to the GeoPackage
+    labels: list[str] | None = None
+    gsd: float | None = None  # m/px at which tiles are read; default: the model's
+    tile: int = 224
+    stride: int | None = None  # default: tile (no overlap)
+    mask: str | None = None  # polygon file; tiles that miss every polygon are skipped
+    bands: list[int] | None = None  # RGB band numbers; default from colour interpretation
+    stretch: tuple[list[float], list[float]] | None = None  # (low, high) per band
+    extent: tuple[float, float, float, float] | None = None  # xmin, ymin, xmax, ymax, raster CRS
+    min_valid: float = 0.5  # tiles with less valid (non-nodata) area are skipped
+    batch: int = 32
+    max_tiles: int | None = None  # refuse larger runs with a clear message
+
+
+@dataclass
+class LabelResult:
+    tiles: int
+    labelled: int
+    skipped_nodata: int
+    skipped_mask: int
+    seconds: float
+    gsd: float
+    summary: dict
+    outputs: dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"
+
+    @property
+    def tiles_per_s(self) -> float:
+        return self.labelled / self.seconds if self.seconds else 0.0
+
+
+def _atomic_tmp(path: str) -> str:
+    p = Path(path)
+    return str(p.with_name(f".{p.stem}.partial-{os.getpid()}{p.suffix}"))
+
+
+def _mask_geometry(path: str, srs):
+    """Union of the mask polygons in the raster's CRS, prepared for fast intersects."""
+    from osgeo import ogr, osr
+    from shapely import wkb
+    from shapely.ops import unary_union
+    from shapely.prepared import prep
+
+    ds = ogr.Open(path)
+    if ds is None:
+        raise RsSageError(f"Cannot open the mask layer {path}.")
+    geoms = []
+    for layer in ds:
+        lsrs = layer.GetSpatialRef()
+        ct = None
+        if lsrs is not None and srs is not None and not lsrs.IsSame(srs):
+            lsrs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            target = srs.Clone()
+            target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            ct = osr.CoordinateTransformation(lsrs, target)
+        for feat in layer:
+            g = feat.GetGeometryRef()
+            if g is None:
+                continue
+            g = g.Clone()
+            if ct is not None:
+                g.Transform(ct)
+            geoms.append(wkb.loads(bytes(g.ExportToWkb())))
+    if not geoms:
+        raise RsSageError(f"The mask layer {path} has no polygons.")
+    return prep(unary_union(geoms))
+
+
+def summarise(counts: Counter, cell_area_m2: float, labels: list[str]) -> dict:
+    total = sum(counts.values())
+    return {lab: {"tiles": counts[lab], "area_ha": round(counts[lab] * cell_area_m2 / 1e4, 2),
+                  "percent": round(100 * counts[lab] / total, 2) if total else 0.0}
+            for lab in labels if counts[lab]}
+
+
+def write_summary(summary: dict, path: str) -> None:
+    if path.lower().endswith(".json"):
+        Path(path).write_text(json.dumps(summary, indent=2))
+        return
+    lines = ["label,tiles,area_ha,percent"]
+    lines += [f"\"{k}\",{v['tiles']},{v['area_ha']},{v['percent']}" for k, v in summary.items()]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+class _Writer:
+    """GeoPackage features and class GeoTIFF pixels, written from one thread."""
+
+    def __init__(self, params: LabelParams, ds, grid, gt, labels, gsd_units):
+        from osgeo import gdal, ogr
+
+        self.labels = labels
+        self.tmp_gpkg = _atomic_tmp(params.out_gpkg)
+        self.tmp_tif = _atomic_tmp(params.out_tif) if params.out_tif else None
+        drv = ogr.GetDriverByName("GPKG")
+        if os.path.exists(self.tmp_gpkg):
+            drv.DeleteDataSource(self.tmp_gpkg)
+        self.vds = drv.CreateDataSource(self.tmp_gpkg)
+        self.layer = self.vds.CreateLayer("tiles", ds.GetSpatialRef(), ogr.wkbPolygon)
+        for name, kind in (("tile_row", ogr.OFTInteger), ("tile_col", ogr.OFTInteger),
+                           ("label", ogr.OFTString), ("score", ogr.OFTReal), ("top3", ogr.OFTString),
+                           ("scene_cues", ogr.OFTString), ("object_cues", ogr.OFTString),
+                           ("fine_cues", ogr.OFTString), ("router", ogr.OFTString)):
+            self.layer.CreateField(ogr.FieldDefn(name, kind))
+        self.defn = self.layer.GetLayerDefn()
+        self.gt = gt
+        self.grid = grid
+        self.tds = None
+        if self.tmp_tif:
+            # One class pixel per stride cell, centred on its tile.
+            px = grid.src_per_stride
+            off = (grid.src_per_tile - grid.src_per_stride) / 2
+            ox = gt[0] + (grid.x0 + off) * gt[1]
+            oy = gt[3] + (grid.y0 + off) * gt[5]
+            self.tds = gdal.GetDriverByName("GTiff").Create(
+                self.tmp_tif, grid.cols, grid.rows, 1, gdal.GDT_Byte,
+                options=["COMPRESS=DEFLATE", "TILED=YES"])
+            self.tds.SetGeoTransform((ox, px * gt[1], 0, oy, 0, px * gt[5]))
+            self.tds.SetProjection(ds.GetProjection())
+            band = self.tds.GetRasterBand(1)
+            band.SetNoDataValue(NODATA_CLASS)
+            ct = gdal.ColorTable()
+            for i, _ in enumerate(labels):
+                ct.SetColorEntry(i, (*PALETTE[i % len(PALETTE)], 255))
+            band.SetRasterColorTable(ct)
+            band.SetCategoryNames(list(labels))
+            band.Fill(NODATA_CLASS)
+            self.tds.SetMetadataItem("RS_SAGE_CLASSES", json.dumps(list(labels)))
+            for i, name in enumerate(labels):  # also inside the TIFF, for tools that skip .aux.xml
+                band.SetMetadataItem(f"CLASS_{i}", name)
+        self.vds.StartTransaction()
+        self.n = 0
+
+    def write(self, row, col, x, y, size, result) -> None:
+        from osgeo import ogr
+
+        gt = self.gt
+        xs = [gt[0] + x * gt[1], gt[0] + (x + size) * gt[1]]
+        ys = [gt[3] + y * gt[5], gt[3] + (y + size) * gt[5]]
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for px, py in ((xs[0], ys[0]), (xs[1], ys[0]), (xs[1], ys[1]), (xs[0], ys[1]), (xs[0], ys[0])):
+            ring.AddPoint_2D(px, py)
+        poly = ogr.Geometry(ogr.wkbPolygon)
+        poly.AddGeometry(ring)
+        f = ogr.Feature(self.defn)
+        f.SetGeometry(poly)
+        f.SetField("tile_row", row)
+        f.SetField("tile_col", col)
+        f.SetField("label", result.label)
+        f.SetField("score", float(result.score))
+        f.SetField("top3", "; ".join(f"{lab} {s:.2f}" for lab, s in result.top[:3]))
+        for lv, name in (("scene", "scene_cues"), ("object", "object_cues"), ("fine", "fine_cues")):
+            f.SetField(name, ", ".join(c.name for c in result.cues[lv][:5]))
+        f.SetField("router", json.dumps(result.router))
+        self.layer.CreateFeature(f)
+        if self.tds is not None:
+            self.tds.GetRasterBand(1).WriteArray(
+                np.array([[self.labels.index(result.label)]], np.uint8), col, row)
+        self.n += 1
+        if self.n % 2000 == 0:
+            self.vds.CommitTransaction()
+            self.vds.StartTransaction()
+
+    def close(self, keep: bool, params: LabelParams) -> dict[str, str]:
+        self.vds.CommitTransaction()
+        self.vds = None
+        if self.tds is not None:
+            self.tds.FlushCache()
+            self.tds = None
+        outputs = {}
+        pairs = [(self.tmp_gpkg, params.out_gpkg)]
+        if self.tmp_tif:
+            pairs.append((self.tmp_tif, params.out_tif))
+        for tmp, final in pairs:
+            # GDAL keeps category names in a side-car .aux.xml: it moves (or goes) with its file.
+            for suffix in ("", ".aux.xml"):
+                if keep and os.path.exists(tmp + suffix):
+                    os.replace(tmp + suffix, final + suffix)
+                elif os.path.exists(tmp + suffix):
+                    os.remove(tmp + suffix)
+            if keep:
+                outputs[Path(final).suffix.lstrip(".")] = final
+        return outputs
+
+
+def plan(params: LabelParams, engine_gsd: float):
+    """Open the raster and compute the grid; cheap, so UIs can show a tile count first."""
+    ds = open_raster(params.raster)
+    gt = ds.GetGeoTransform()
+    if gt[2] != 0 or gt[4] != 0:
+        raise RsSageError("Rotated rasters are not supported; warp it to north-up first.")
+    srs = ds.GetSpatialRef()
+    centre_lat = gt[3] + gt[5] * ds.RasterYSize / 2
+    mx, my = metres_per_unit(srs, centre_lat)
+    native_m = abs(gt[1]) * mx
+    gsd = float(params.gsd or max(engine_gsd, native_m))
+    x0, y0, w, h = 0.0, 0.0, float(ds.RasterXSize), float(ds.RasterYSize)
+    if params.extent is not None:
+        xmin, ymin, xmax, ymax = params.extent
+        px0, px1 = (xmin - gt[0]) / gt[1], (xmax - gt[0]) / gt[1]
+        py0, py1 = (ymax - gt[3]) / gt[5], (ymin - gt[3]) / gt[5]
+        x0, x1 = max(0.0, min(px0, px1)), min(w, max(px0, px1))
+        y0, y1 = max(0.0, min(py0, py1)), min(h, max(py0, py1))
+        if x1 <= x0 or y1 <= y0:
+            raise RsSageError("The extent does not overlap the raster.")
+        w, h = x1 - x0, y1 - y0
+    stride = params.stride or params.tile
+    grid = make_grid(w, h, x0, y0, native_m, gsd, params.tile, stride)
+    if params.max_tiles and grid.count > params.max_tiles:
+        raise RsSageError(f"This would make {grid.count} tiles (limit {params.max_tiles}); "
+                          "use a coarser scale, a smaller extent or raise the limit.")
+    return ds, gt, srs, grid, gsd
+
+
+def label_raster(params: LabelParams, engine=None,
+                 progress: Callable[[float], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> LabelResult:
+    from .engine import Engine
+
+    t0 = time.perf_counter()
+    engine = engine or Engine.load()
+    labels = engine.check_labels(params.labels) if params.labels else list(engine.default_labels)
+    ds, gt, srs, grid, gsd = plan(params, float(engine.meta.get("default_gsd_m", 4.0)))
+    bands = params.bands or default_rgb_bands(ds)
+    if any(b < 1 or b > ds.RasterCount for b in bands) or len(bands) != 3:
+        raise RsSageError(f"Bands {bands} are not three bands of this {ds.RasterCount}-band raster.")
+    stretch = (Stretch(np.array(params.stretch[0], np.float32), np.array(params.stretch[1], np.float32))
+               if params.stretch else percentile_stretch(ds, bands))
+    mask = _mask_geometry(params.mask, srs) if params.mask else None
+    for out in (params.out_gpkg, params.out_tif):
+        if out and not Path(out).parent.exists():
+            raise RsSageError(f"Output folder does not exist: {Path(out).parent}")
+
+    tiles_q: queue.Queue = queue.Queue(maxsize=3)
+    write_q: queue.Queue = queue.Queue(maxsize=3)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    skipped = Counter()
+
+    def reader():
+        from shapely.geometry import box
+
+        try:
+            batch = []
+            for row, col, x, y, size in grid.windows():
+                if stop.is_set():
+                    return
+                if mask is not None:
+                    bx = box(gt[0] + x * gt[1], gt[3] + (y + size) * gt[5],
+                             gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
+                    if not mask.intersects(bx):
+                        skipped["mask"] += 1
+                        continue
+                rgb, valid = read_tile(ds, bands, x, y, size, params.tile, stretch)
+                if valid.mean() < params.min_valid:
+                    skipped["nodata"] += 1
+                    continue
+                if not valid.all():  # fill nodata with the tile's mean colour, not black
+                    rgb[~valid] = rgb[valid].mean(axis=0).astype(np.uint8)
+                batch.append(((row, col, x, y, size), rgb))
+                if len(batch) == params.batch:
+                    tiles_q.put(batch)
+                    batch = []
+            if batch:
+                tiles_q.put(batch)
+        except BaseException as exc:  # surfaced in the calling thread
+            errors.append(exc)
+        finally:
+            tiles_q.put(None)
+
+    writer = _Writer(params, ds, grid, gt, labels, gsd)
+    counts: Counter = Counter()
+
+    def write_loop():
+        try:
+            while (item := write_q.get()) is not None:
+                for (row, col, x, y, size), res in item:
+                    writer.write(row, col, x, y, size, res)
+                    counts[res.label] += 1
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    rt = threading.Thread(target=reader, name="rs_sage-reader", daemon=True)
+    wt = threading.Thread(target=write_loop, name="rs_sage-writer", daemon=True)
+    rt.start()
+    wt.start()
+    done, keep = 0, False
+    try:
+        while (batch := tiles_q.get()) is not None:
+            if cancelled and cancelled():
+                raise Cancelled()
+            if errors:
+                break
+            results = engine.classify([rgb for _, rgb in batch], labels, top_k=3)
+            write_q.put([(meta, r) for (meta, _), r in zip(batch, results, strict=True)])
+            done += len(batch)
+            if progress:
+                progress(min(100.0, 100.0 * (done + sum(skipped.values())) / grid.count))
+        write_q.put(None)
+        wt.join()
+        if errors:
+            raise errors[0]
+        keep = True
+    finally:
+        stop.set()
+        if not keep:
+            while rt.is_alive():  # unblock the reader so it can exit
+                try:
+                    tiles_q.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            write_q.put(None)
+            wt.join(timeout=30)
+        rt.join(timeout=30)
+        outputs = writer.close(keep, params)
+    mx, my = metres_per_unit(srs, gt[3] + gt[5] * ds.RasterYSize / 2)
+    cell_m2 = (grid.src_per_stride * abs(gt[1]) * mx) * (grid.src_per_stride * abs(gt[5]) * my)
+    summary = summarise(counts, cell_m2, labels)
+    summary_path = params.out_summary or str(Path(params.out_gpkg).with_suffix(".csv"))
+    write_summary(summary, summary_path)
+    outputs["summary"] = summary_path
+    return LabelResult(tiles=grid.count, labelled=done, skipped_nodata=skipped["nodata"],
+                       skipped_mask=skipped["mask"], seconds=time.perf_counter() - t0, gsd=gsd,
+                       summary=summary, outputs=outputs, device=engine.device)

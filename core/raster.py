@@ -1,0 +1,141 @@
+"""Raster windows as RGB uint8 tiles, through GDAL (no QGIS): band choice, stretch, nodata.
+
+GDAL does the resampling (``ReadAsArray`` with ``buf_xsize``/``resample_alg``), so reading a
+window at the model's ground sampling distance never materialises the full-resolution pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RsSageError
+
+
+@dataclass
+class Stretch:
+    """Per-band linear stretch to 0..255: values at ``low`` map to 0, at ``high`` to 255."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    def apply(self, bands: np.ndarray) -> np.ndarray:
+        """bands [C,H,W] (any dtype) -> [H,W,C] uint8."""
+        x = bands.astype(np.float32)
+        lo = self.low.reshape(-1, 1, 1)
+        span = np.maximum(self.high.reshape(-1, 1, 1) - lo, 1e-6)
+        out = np.clip((x - lo) / span * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+def open_raster(path: str | Path):
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    p = str(path)
+    if not p.startswith("/vsi") and not Path(p).exists():
+        raise RsSageError(f"Raster not found: {p}")
+    try:
+        return gdal.Open(p)
+    except RuntimeError as exc:
+        raise RsSageError(f"GDAL cannot open {p}: {exc}") from exc
+
+
+def default_rgb_bands(ds) -> list[int]:
+    """RGB bands from the colour interpretation when the file says; else 1,2,3; 1 band -> grey."""
+    from osgeo import gdal
+
+    n = ds.RasterCount
+    if n == 0:
+        raise RsSageError("The raster has no bands.")
+    if n < 3:
+        return [1, 1, 1]
+    interp = {ds.GetRasterBand(i).GetColorInterpretation(): i for i in range(1, n + 1)}
+    if all(c in interp for c in (gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand)):
+        return [interp[gdal.GCI_RedBand], interp[gdal.GCI_GreenBand], interp[gdal.GCI_BlueBand]]
+    return [1, 2, 3]
+
+
+def percentile_stretch(ds, bands: list[int], low_pct: float = 2, high_pct: float = 98,
+                       max_side: int = 1024) -> Stretch:
+    """Stretch from percentiles of an overview-sized read, so 16-bit data looks as in QGIS.
+
+    The sample is read at most ``max_side`` pixels wide (GDAL averages), bounded memory.
+    """
+    scale = max(ds.RasterXSize, ds.RasterYSize) / max_side
+    bx = max(1, int(ds.RasterXSize / max(scale, 1)))
+    by = max(1, int(ds.RasterYSize / max(scale, 1)))
+    lows, highs = [], []
+    for b in bands:
+        band = ds.GetRasterBand(b)
+        if band.DataType == 1 and band.GetNoDataValue() is None:  # Byte: show as stored
+            lows.append(0.0)
+            highs.append(255.0)
+            continue
+        arr = band.ReadAsArray(buf_xsize=bx, buf_ysize=by).astype(np.float64)
+        nd = band.GetNoDataValue()
+        valid = arr[arr != nd] if nd is not None else arr.ravel()
+        valid = valid[np.isfinite(valid)]
+        if valid.size == 0:
+            lows.append(0.0)
+            highs.append(1.0)
+            continue
+        lo, hi = np.percentile(valid, [low_pct, high_pct])
+        lows.append(float(lo))
+        highs.append(float(max(hi, lo + 1e-6)))
+    return Stretch(np.array(lows, np.float32), np.array(highs, np.float32))
+
+
+def read_rgb(ds, bands: list[int], xoff: int, yoff: int, xsize: int, ysize: int,
+             out_w: int, out_h: int, stretch: Stretch, resample: str = "average"
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """A window resampled by GDAL to out_w x out_h: (RGB uint8 [H,W,3], valid mask [H,W])."""
+    from osgeo import gdal
+
+    alg = {"average": gdal.GRIORA_Average, "bilinear": gdal.GRIORA_Bilinear,
+           "nearest": gdal.GRIORA_NearestNeighbour}[resample]
+    arrays, valid = [], np.ones((out_h, out_w), bool)
+    for b in bands:
+        band = ds.GetRasterBand(b)
+        a = band.ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=out_w, buf_ysize=out_h,
+                             resample_alg=alg)
+        if a is None:
+            raise RsSageError(f"GDAL could not read band {b} at {xoff},{yoff} {xsize}x{ysize}")
+        nd = band.GetNoDataValue()
+        if nd is not None:
+            valid &= a != nd
+        arrays.append(a)
+    mask_band = ds.GetRasterBand(bands[0]).GetMaskBand()
+    if mask_band is not None and ds.GetRasterBand(bands[0]).GetMaskFlags() & gdal.GMF_PER_DATASET:
+        m = mask_band.ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=out_w, buf_ysize=out_h)
+        valid &= m > 0
+    return stretch.apply(np.stack(arrays)), valid
+
+
+def read_tile(ds, bands: list[int], x: float, y: float, size: float, tile: int, stretch: Stretch
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A square window (source pixels, may overhang the raster) as a tile x tile RGB tile.
+
+    Only the part inside the raster is read (GDAL resamples it to its share of the tile); the
+    overhang is marked invalid, so edge tiles keep the ground sampling distance of the others.
+    """
+    x0, y0 = max(0.0, x), max(0.0, y)
+    x1, y1 = min(float(ds.RasterXSize), x + size), min(float(ds.RasterYSize), y + size)
+    rgb = np.zeros((tile, tile, 3), np.uint8)
+    valid = np.zeros((tile, tile), bool)
+    if x1 - x0 < 0.5 or y1 - y0 < 0.5:
+        return rgb, valid
+    scale = tile / size
+    c0, r0 = int(round((x0 - x) * scale)), int(round((y0 - y) * scale))
+    c1, r1 = min(tile, int(round((x1 - x) * scale))), min(tile, int(round((y1 - y) * scale)))
+    if c1 <= c0 or r1 <= r0:
+        return rgb, valid
+    xi, yi = int(round(x0)), int(round(y0))
+    xs = max(1, min(int(round(x1 - x0)), ds.RasterXSize - xi))
+    ys = max(1, min(int(round(y1 - y0)), ds.RasterYSize - yi))
+    part, ok = read_rgb(ds, bands, xi, yi, xs, ys, c1 - c0, r1 - r0, stretch)
+    rgb[r0:r1, c0:c1] = part
+    valid[r0:r1, c0:c1] = ok
+    return rgb, valid

@@ -1,0 +1,121 @@
+"""Questions about a region larger than one tile: answered tile by tile, then aggregated.
+
+Presence: yes where any tile says yes (the tiles that do are the evidence); count: the sum of
+the tiles' counts (bin centres), re-binned; scene and rural/urban: area shares of the tiles'
+answers, the largest share wins.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import RsSageError
+from .labeller import Cancelled, LabelParams, plan
+from .question_parse import parse_question
+from .questions import COUNT_BINS, count_bin
+from .raster import Stretch, default_rgb_bands, percentile_stretch, read_tile
+
+BIN_VALUE = {"0": 0, "between 1 and 10": 4, "between 11 and 100": 40, "between 101 and 1000": 400,
+             "more than 1000": 1500}
+
+
+@dataclass
+class TileAnswer:
+    bounds: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in the raster's CRS
+    answer: str
+    confidence: float
+    scene: str
+
+
+@dataclass
+class RegionAnswer:
+    question: str
+    type: str
+    answer: str
+    confidence: float
+    text: str
+    tiles: list[TileAnswer]
+    supporting: list[int]  # indices into tiles that support the answer
+    cues: dict = field(default_factory=dict)
+    router: dict = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)
+    skipped_nodata: int = 0
+
+
+def aggregate(qtype: str, tiles: list[TileAnswer]) -> tuple[str, float, list[int], dict[str, float]]:
+    if not tiles:
+        raise RsSageError("No tile of the region has enough valid pixels to answer.")
+    if qtype == "presence":
+        yes = [i for i, t in enumerate(tiles) if t.answer == "yes"]
+        if yes:
+            return "yes", max(tiles[i].confidence for i in yes), yes, {}
+        return "no", min(t.confidence for t in tiles), list(range(len(tiles))), {}
+    if qtype == "count":
+        total = sum(BIN_VALUE.get(t.answer, 0) for t in tiles)
+        nonzero = [i for i, t in enumerate(tiles) if t.answer != COUNT_BINS[0]]
+        conf = float(np.mean([t.confidence for t in tiles]))
+        return count_bin(total), conf, nonzero, {}
+    key = (lambda t: t.scene) if qtype in ("scene", "open") else (lambda t: t.answer)
+    shares = Counter(key(t) for t in tiles)
+    best, n = shares.most_common(1)[0]
+    support = [i for i, t in enumerate(tiles) if key(t) == best]
+    conf = float(np.mean([tiles[i].confidence for i in support])) * n / len(tiles)
+    return best, conf, support, {k: round(v / len(tiles), 4) for k, v in shares.most_common()}
+
+
+def ask_region(engine, raster: str, geometry, question: str, gsd: float | None = None,
+               tile: int = 224, bands: list[int] | None = None, stretch: Stretch | None = None,
+               labels: list[str] | None = None, min_valid: float = 0.5, max_tiles: int = 400,
+               cancelled: Callable[[], bool] | None = None,
+               progress: Callable[[float], None] | None = None) -> RegionAnswer:
+    """``geometry``: a shapely polygon in the raster's CRS."""
+    from shapely.geometry import box
+
+    parsed = parse_question(question)
+    if geometry is None or geometry.is_empty or geometry.area <= 0:
+        raise RsSageError("The region is empty; draw a polygon or rectangle with an area.")
+    params = LabelParams(raster=raster, out_gpkg="", gsd=gsd, tile=tile, extent=geometry.bounds,
+                         max_tiles=max_tiles)
+    ds, gt, _srs, grid, _ = plan(params, float(engine.meta.get("default_gsd_m", 4.0)))
+    bands = bands or default_rgb_bands(ds)
+    stretch = stretch or percentile_stretch(ds, bands)
+    images, bounds, skipped = [], [], 0
+    for n, (_r, _c, x, y, size) in enumerate(grid.windows()):
+        if cancelled and cancelled():
+            raise Cancelled()
+        b = (gt[0] + x * gt[1], gt[3] + (y + size) * gt[5], gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
+        if not geometry.intersects(box(*b)):
+            continue
+        rgb, valid = read_tile(ds, bands, x, y, size, tile, stretch)
+        if valid.mean() < min_valid:
+            skipped += 1
+            continue
+        if not valid.all():
+            rgb[~valid] = rgb[valid].mean(axis=0).astype(np.uint8)
+        images.append(rgb)
+        bounds.append(b)
+        if progress:
+            progress(50.0 * (n + 1) / grid.count)
+    if not images:
+        raise RsSageError(f"No tile of the region has enough valid pixels ({skipped} mostly nodata).")
+    results = []
+    for i in range(0, len(images), 32):
+        if cancelled and cancelled():
+            raise Cancelled()
+        tokens, queries = engine.encode_images(images[i:i + 32])
+        results += engine.ask_encoded(tokens, queries, parsed.text, labels)
+        if progress:
+            progress(50.0 + 50.0 * min(len(images), i + 32) / len(images))
+    tiles = [TileAnswer(b, r.answer, r.confidence, r.scene) for b, r in zip(bounds, results, strict=True)]
+    answer, conf, support, shares = aggregate(parsed.type, tiles)
+    best = max(support, key=lambda i: tiles[i].confidence) if support else 0
+    cues, router = results[best].cues, results[best].router
+    evidence = "; ".join(", ".join(c.name for c in cues[lv][:3]) for lv in ("scene", "object"))
+    where = f"{len(support)} of {len(tiles)} tiles" if len(tiles) > 1 else "1 tile"
+    text = f"{answer[:1].upper()}{answer[1:]} ({conf:.2f}, {where}): {evidence}"
+    return RegionAnswer(parsed.text, parsed.type, answer, round(conf, 4), text, tiles, support,
+                        cues, router, shares, skipped)

@@ -1,0 +1,70 @@
+"""Tile grids over a raster at a target ground sampling distance (pure geometry, no I/O)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .errors import RsSageError
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """Tiles of ``tile`` px at ``gsd`` m/px, every ``stride`` px, over a pixel window."""
+
+    x0: float  # window in source pixel coordinates (may be fractional)
+    y0: float
+    width: float
+    height: float
+    src_per_tile: float  # source pixels across one tile
+    src_per_stride: float
+    cols: int
+    rows: int
+
+    @property
+    def count(self) -> int:
+        return self.cols * self.rows
+
+    def windows(self) -> Iterator[tuple[int, int, float, float, float]]:
+        """(row, col, xoff, yoff, size) in source pixels, row-major."""
+        for r in range(self.rows):
+            for c in range(self.cols):
+                yield r, c, self.x0 + c * self.src_per_stride, self.y0 + r * self.src_per_stride, self.src_per_tile
+
+
+def metres_per_unit(srs, centre_lat: float | None = None) -> tuple[float, float]:
+    """Metres per CRS unit along x and y; for a geographic CRS, at the raster's centre latitude."""
+    if srs is None:
+        raise RsSageError("The raster has no coordinate reference system; assign one first.")
+    if srs.IsGeographic():
+        lat = math.radians(centre_lat or 0.0)
+        # WGS84 ellipsoid lengths of one degree (standard series expansions).
+        m_lat = 111132.92 - 559.82 * math.cos(2 * lat) + 1.175 * math.cos(4 * lat)
+        m_lon = 111412.84 * math.cos(lat) - 93.5 * math.cos(3 * lat)
+        return m_lon, m_lat
+    return srs.GetLinearUnits(), srs.GetLinearUnits()
+
+
+def make_grid(width: float, height: float, x0: float, y0: float, native_m: float, gsd: float,
+              tile: int, stride: int) -> GridSpec:
+    if tile < 32:
+        raise RsSageError(f"Tile size {tile} px is too small; use at least 32 px.")
+    if stride <= 0 or stride > tile * 4:
+        raise RsSageError(f"Stride {stride} px must be between 1 and 4x the tile size.")
+    if gsd <= 0 or native_m <= 0:
+        raise RsSageError("Ground sampling distance must be positive.")
+    src_tile = tile * gsd / native_m
+    src_stride = stride * gsd / native_m
+    if width <= 0 or height <= 0:
+        raise RsSageError("The extent is empty (zero width or height).")
+    return GridSpec(x0, y0, width, height, src_tile, src_stride,
+                    tiles_along(width, src_tile, src_stride), tiles_along(height, src_tile, src_stride))
+
+
+def tiles_along(length: float, tile: float, stride: float) -> int:
+    """Tiles needed to cover ``length`` completely; the last one may overhang the end."""
+    if length <= tile + 1e-6:
+        return 1
+    return math.ceil((length - tile) / stride - 1e-6) + 1
+

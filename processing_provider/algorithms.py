@@ -1,0 +1,264 @@
+"""RS-SAGE Processing algorithms: label_raster, classify_extent, ask_region.
+
+Thin adapters: parameters in, ``core`` call, outputs out. Heavy modules are imported inside
+``processAlgorithm`` so that listing the toolbox stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+    QgsProcessingParameterVectorLayer,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from .common import engine, gdal_path, parse_labels
+
+
+class _Base(QgsProcessingAlgorithm):
+    def group(self):
+        return "RS-SAGE"
+
+    def groupId(self):  # noqa: N802
+        return "rs_sage"
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def _common_params(self, tile_default=224):
+        self.addParameter(QgsProcessingParameterString(
+            "LABELS", "Class names (comma or newline separated; empty = the 30 AID scene classes)",
+            optional=True, multiLine=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "GSD", "Ground sampling distance of the tiles, m/px (0 = model default or native if coarser)",
+            QgsProcessingParameterNumber.Double, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "TILE", "Tile size (px)", QgsProcessingParameterNumber.Integer, tile_default, minValue=32,
+            maxValue=1024))
+
+    def _run_core(self, fn, feedback):
+        from ..core.errors import RsSageError
+        from ..core.labeller import Cancelled
+
+        try:
+            return fn()
+        except Cancelled as exc:
+            raise QgsProcessingException("Cancelled; no output was written.") from exc
+        except RsSageError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+
+class LabelRasterAlgorithm(_Base):
+    def name(self):
+        return "label_raster"
+
+    def displayName(self):  # noqa: N802
+        return "Label raster (batch)"
+
+    def shortHelpString(self):  # noqa: N802
+        return ("Streams a whole raster through the RS-SAGE model tile by tile with bounded memory. "
+                "Writes a GeoPackage with one polygon per tile (label, score, top-3, semantic cues), "
+                "an optional class GeoTIFF and a per-class area summary (CSV). Tiles mostly "
+                "nodata, or outside the optional mask polygons, are skipped.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster layer"))
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty = whole raster)", optional=True))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            "MASK", "Mask polygons (optional)", [QgsProcessing.TypeVectorPolygon], optional=True))
+        self._common_params()
+        self.addParameter(QgsProcessingParameterNumber(
+            "STRIDE", "Stride (px, 0 = tile size: no overlap)", QgsProcessingParameterNumber.Integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT", "Labelled tiles (GeoPackage)", QgsProcessing.TypeVectorPolygon))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_RASTER", "Class raster", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_SUMMARY", "Area summary", "CSV (*.csv);;JSON (*.json)", optional=True,
+            createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber("TILES", "Tiles labelled"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.labeller import LabelParams, label_raster
+
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        path = gdal_path(layer)
+        extent = None
+        if parameters.get("EXTENT"):
+            r = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
+            if not r.isEmpty():
+                extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum())
+        mask = None
+        if parameters.get("MASK"):
+            mask = self.parameterAsCompatibleSourceLayerPath(
+                parameters, "MASK", context, ["gpkg", "shp"], "gpkg", feedback)
+        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if not out.lower().endswith(".gpkg"):
+            out = os.path.splitext(out)[0] + ".gpkg"
+        out_tif = self.parameterAsOutputLayer(parameters, "OUTPUT_RASTER", context) or None
+        summary = self.parameterAsFileOutput(parameters, "OUTPUT_SUMMARY", context) or None
+        params = LabelParams(
+            raster=path, out_gpkg=out, out_tif=out_tif, out_summary=summary,
+            labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
+            gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
+            tile=self.parameterAsInt(parameters, "TILE", context),
+            stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
+            mask=mask, extent=extent)
+        eng = engine()
+        feedback.pushInfo(f"RS-SAGE model on {eng.device}")
+        res = self._run_core(lambda: label_raster(params, eng, progress=feedback.setProgress,
+                                                  cancelled=feedback.isCanceled), feedback)
+        feedback.pushInfo(
+            f"{res.labelled} tiles labelled at {res.gsd:.2f} m/px in {res.seconds:.1f} s "
+            f"({res.tiles_per_s:.1f} tiles/s); skipped {res.skipped_nodata} mostly-nodata and "
+            f"{res.skipped_mask} outside the mask")
+        for label, s in sorted(res.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
+            feedback.pushInfo(f"  {label}: {s['area_ha']} ha ({s['percent']} %)")
+        result = {"OUTPUT": out, "TILES": res.labelled}
+        if out_tif:
+            result["OUTPUT_RASTER"] = out_tif
+        if summary:
+            result["OUTPUT_SUMMARY"] = summary
+        return result
+
+
+TILE_FIELDS = (("label", QVariant.String), ("score", QVariant.Double), ("top3", QVariant.String),
+               ("scene_cues", QVariant.String), ("object_cues", QVariant.String), ("router", QVariant.String))
+
+
+class ClassifyExtentAlgorithm(_Base):
+    def name(self):
+        return "classify_extent"
+
+    def displayName(self):  # noqa: N802
+        return "Classify extent"
+
+    def shortHelpString(self):  # noqa: N802
+        return "Classifies one extent of a raster tile by tile into a polygon layer of tiles with labels."
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster layer"))
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent"))
+        self._common_params()
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            "OUTPUT", "Classified tiles", QgsProcessing.TypeVectorPolygon))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.labeller import LabelParams, label_raster
+
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        path = gdal_path(layer)
+        r = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
+        if r.isEmpty():
+            raise QgsProcessingException("The extent is empty.")
+        with tempfile.TemporaryDirectory() as tmp:
+            params = LabelParams(
+                raster=path, out_gpkg=os.path.join(tmp, "tiles.gpkg"),
+                labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
+                gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
+                tile=self.parameterAsInt(parameters, "TILE", context),
+                extent=(r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()))
+            self._run_core(lambda: label_raster(params, engine(), progress=feedback.setProgress,
+                                                cancelled=feedback.isCanceled), feedback)
+            tiles = QgsVectorLayer(params.out_gpkg + "|layername=tiles", "tiles", "ogr")
+            fields = QgsFields()
+            for name, kind in TILE_FIELDS:
+                fields.append(QgsField(name, kind))
+            sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields,
+                                              QgsWkbTypes.Polygon, layer.crs())
+            for f in tiles.getFeatures():
+                out = QgsFeature(fields)
+                out.setGeometry(f.geometry())
+                out.setAttributes([f[name] for name, _ in TILE_FIELDS])
+                sink.addFeature(out, QgsFeatureSink.FastInsert)
+            del tiles
+        return {"OUTPUT": dest}
+
+
+class AskRegionAlgorithm(_Base):
+    def name(self):
+        return "ask_region"
+
+    def displayName(self):  # noqa: N802
+        return "Ask about regions"
+
+    def shortHelpString(self):  # noqa: N802
+        return ("Asks one English question about every polygon of a layer ('Is there a harbour?', "
+                "'How many storage tanks?', 'Rural or urban?'). Regions larger than one tile are "
+                "answered tile by tile and aggregated. Output: a copy of the layer with answer, "
+                "confidence, type and evidence fields.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster layer"))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "REGIONS", "Regions", [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterString("QUESTION", "Question", "Is there a building?"))
+        self._common_params()
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Answers", QgsProcessing.TypeVectorPolygon))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from qgis.core import QgsCoordinateTransform
+        from shapely import wkb
+
+        from ..core.regions import ask_region
+
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        path = gdal_path(layer)
+        source = self.parameterAsSource(parameters, "REGIONS", context)
+        question = self.parameterAsString(parameters, "QUESTION", context)
+        gsd = self.parameterAsDouble(parameters, "GSD", context) or None
+        tile = self.parameterAsInt(parameters, "TILE", context)
+        labels = parse_labels(self.parameterAsString(parameters, "LABELS", context))
+        fields = QgsFields(source.fields())
+        for name, kind in (("question", QVariant.String), ("answer", QVariant.String),
+                           ("confidence", QVariant.Double), ("type", QVariant.String),
+                           ("evidence", QVariant.String)):
+            fields.append(QgsField(name, kind))
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields,
+                                          source.wkbType(), source.sourceCrs())
+        ct = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext())
+        eng = engine()
+        total = max(source.featureCount(), 1)
+        for i, f in enumerate(source.getFeatures()):
+            if feedback.isCanceled():
+                break
+            g = f.geometry()
+            if g.isEmpty():
+                feedback.reportError(f"feature {f.id()}: empty geometry, skipped")
+                continue
+            g.transform(ct)
+            shape = wkb.loads(bytes(g.asWkb()))
+            res = self._run_core(lambda shape=shape: ask_region(
+                eng, path, shape, question, gsd, tile, labels=labels, cancelled=feedback.isCanceled),
+                feedback)
+            out = QgsFeature(fields)
+            out.setGeometry(f.geometry())
+            out.setAttributes(list(f.attributes()) + [question, res.answer, res.confidence, res.type, res.text])
+            sink.addFeature(out, QgsFeatureSink.FastInsert)
+            feedback.setProgress(100 * (i + 1) / total)
+        return {"OUTPUT": dest}
+
+
+def all_algorithms() -> list[QgsProcessingAlgorithm]:
+    return [LabelRasterAlgorithm(), ClassifyExtentAlgorithm(), AskRegionAlgorithm()]

@@ -1,0 +1,50 @@
+"""Shared plumbing of the RS-SAGE algorithms: dependency check, engine, raster path, labels."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from qgis.core import QgsProcessingException, QgsRasterLayer
+
+REQUIRED = {"numpy": "numpy<2", "onnxruntime": "onnxruntime", "faiss": "faiss-cpu",
+            "transformers": "transformers", "torch": "torch", "shapely": "shapely"}
+
+
+def check_dependencies() -> None:
+    missing = [pkg for mod, pkg in REQUIRED.items() if importlib.util.find_spec(mod) is None]
+    if missing:
+        raise QgsProcessingException(
+            "RS-SAGE needs Python packages that are not installed: " + ", ".join(missing)
+            + ". Install them into QGIS's Python (see the plugin README, 'Install')."
+        )
+
+
+def engine():
+    """The process-wide engine (shared with the panel)."""
+    check_dependencies()
+    from ..core.engine import shared_engine
+    from ..core.errors import RsSageError
+
+    try:
+        return shared_engine()
+    except RsSageError as exc:
+        raise QgsProcessingException(str(exc)) from exc
+
+
+def gdal_path(layer: QgsRasterLayer) -> str:
+    if layer is None or not layer.isValid():
+        raise QgsProcessingException("The raster layer is missing or invalid.")
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            f"'{layer.name()}' is a {layer.providerType()} layer; RS-SAGE reads rasters through "
+            "GDAL. Save it as a GeoTIFF (Export > Save As) and run on that."
+        )
+    return layer.source().split("|")[0]
+
+
+def parse_labels(text: str) -> list[str] | None:
+    """Comma- or newline-separated class names; empty means the model's default list."""
+    if not text or not text.strip():
+        return None
+    parts = [p.strip() for chunk in text.splitlines() for p in chunk.split(",")]
+    return [p for p in parts if p]

@@ -1,0 +1,186 @@
+"""The ONNX engine: export parity with torch, classify/ask results, bad input, CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import fixture_tiles
+
+from core.engine import Engine
+from core.errors import ModelError, RsSageError
+from core.paths import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine.load(user_kb=False)
+
+
+@pytest.fixture(scope="module")
+def tiles():
+    return fixture_tiles("rgbn_clip.tif", 128) + fixture_tiles("uav_clip.tif", 160)
+
+
+def test_torch_and_onnxruntime_agree_on_real_images(tmp_path, tiles):
+    """Export a model (pretrained backbone, seeded heads) and compare every output with torch."""
+    import onnxruntime as ort
+    import torch
+
+    from core.export import export_onnx
+    from core.knowledge import KnowledgeBase
+    from core.model import ModelConfig, RsSageModel, retrieve_torch
+    from core.questions import ANSWERS
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_answers=len(ANSWERS))
+    model = RsSageModel(cfg).eval()
+    kb = KnowledgeBase.load(user_dir=False)
+    ckpt = tmp_path / "model.pt"
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "answers": ANSWERS,
+                "train": {"variant": "parity-test"}, "kb_checksum": kb.checksum}, ckpt)
+    paths = export_onnx(ckpt, tmp_path / "models")
+
+    from PIL import Image
+    imgs = np.stack([np.asarray(Image.fromarray(t).resize((160, 160), Image.BILINEAR)) for t in tiles])
+    x = imgs.astype(np.float32).transpose(0, 3, 1, 2).copy()
+    enc = ort.InferenceSession(str(paths["encoder"]), providers=["CPUExecutionProvider"])
+    exp = ort.InferenceSession(str(paths["experts"]), providers=["CPUExecutionProvider"])
+    tok_o, q_o = enc.run(None, {"image": x})
+    with torch.inference_mode():
+        tok_t, q_t = model.encoder(torch.from_numpy(x) / 127.5 - 1.0)
+        u = torch.nn.functional.normalize(torch.randn(len(x), 384), dim=-1)
+        kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in ("attribute", "object", "scene")]
+        cues, scores = retrieve_torch(kb_emb, q_t, u, cfg.top_k, cfg.question_weight)
+        outs_t = model.experts(tok_t, cues, scores, u)
+    outs_o = exp.run(None, {"tokens": tok_t.numpy(), "cues": cues.numpy(), "cue_scores": scores.numpy(),
+                            "question": u.numpy()})
+    assert np.abs(tok_o - tok_t.numpy()).max() < 1e-4
+    assert np.abs(q_o - q_t.numpy()).max() < 1e-4
+    for a, b in zip(outs_o, outs_t, strict=True):
+        assert np.abs(a - b.numpy()).max() < 1e-4
+
+
+def test_engine_reports_device_and_metadata(engine):
+    assert engine.device in ("cpu", "cuda")
+    assert engine.encoder.get_providers()[-1] == "CPUExecutionProvider"
+    assert engine.input_size == 160 and engine.levels == ["fine", "object", "scene"]
+    assert {"yes", "no", "rural", "urban", "0"} <= set(engine.answers)
+
+
+def test_classify_returns_complete_results(engine, tiles):
+    results = engine.classify(tiles, top_k=5)
+    assert len(results) == len(tiles)
+    for r in results:
+        assert r.label == r.top[0][0] and r.score == r.top[0][1]
+        assert [s for _, s in r.top] == sorted((s for _, s in r.top), reverse=True)
+        assert set(r.cues) == {"fine", "object", "scene"} and all(r.cues[lv] for lv in r.cues)
+        assert abs(sum(r.router.values()) - 1) < 1e-3
+    one = engine.classify(tiles[0])  # a single HxWx3 array works too
+    assert one[0].label == results[0].label
+
+
+def test_user_label_list_is_honoured(engine, tiles):
+    labels = ["water", "houses", "trees", "farmland"]
+    for r in engine.classify(tiles[:2], labels=labels, top_k=3):
+        assert r.label in labels and len(r.top) == 3
+
+
+def test_ask_gives_typed_answers(engine, tiles):
+    cases = {
+        "Is there a river here?": ("presence", {"yes", "no"}),
+        "How many buildings are there?": ("count", set(engine.meta["answers"])),
+        "Is this a rural or an urban area?": ("rural_urban", {"rural", "urban"}),
+        "What is here?": ("open", None),
+    }
+    for q, (qtype, allowed) in cases.items():
+        r = engine.ask(tiles[:2], q)[0]
+        assert r.type == qtype
+        assert allowed is None or r.answer in allowed
+        assert 0 <= r.confidence <= 1 and r.text and r.cues["object"]
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda e, t: e.classify([]), "No image"),
+    (lambda e, t: e.classify(t[0].astype(np.float32)), "uint8"),
+    (lambda e, t: e.classify(t[0][:, :, :2]), "HxWx3"),
+    (lambda e, t: e.classify(t[:1], labels=[]), "empty"),
+    (lambda e, t: e.classify(t[:1], labels=["a", "A"]), "repeats"),
+    (lambda e, t: e.classify(t[:1], labels="forest"), "list"),
+    (lambda e, t: e.ask(t[:1], ""), "empty"),
+    (lambda e, t: e.ask(t[:1], "qwxz zzkj"), "English"),
+])
+def test_bad_input_raises_clear_value_errors(engine, tiles, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(engine, tiles)
+
+
+def test_knowledge_base_mismatch_is_refused(tmp_path):
+    import shutil
+
+    from core.kb_build import build  # noqa: F401  (the folder layout it writes)
+    from core.paths import KB_DIR
+
+    kb = tmp_path / "kb"
+    shutil.copytree(KB_DIR, kb)
+    emb = np.load(kb / "embeddings.npy")
+    np.save(kb / "embeddings.npy", emb[::-1].copy())
+    from core.knowledge import checksum
+
+    m = json.loads((kb / "manifest.json").read_text())
+    m["checksum"] = checksum(kb)  # a consistent base, but not the one the model was trained with
+    (kb / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="knowledge base"):
+        Engine.load(kb_dir=kb, user_kb=False)
+
+
+def test_missing_model_files_give_a_clear_error(tmp_path):
+    with pytest.raises(RsSageError, match="Model file missing"):
+        Engine.load(tmp_path)
+
+
+def test_cli_classify_prints_json_per_image(tmp_path, tiles):
+    from PIL import Image
+
+    paths = []
+    for i, t in enumerate(tiles[:3]):
+        p = tmp_path / f"tile{i}.png"
+        Image.fromarray(t).save(p)
+        paths.append(str(p))
+    proc = subprocess.run([sys.executable, "-m", "core", "classify", *paths, "--json",
+                           "--labels", "forest", "river", "town"],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in rows] == paths
+    assert all(r["label"] in ("forest", "river", "town") and r["cues"] and r["router"] for r in rows)
+    bad = subprocess.run([sys.executable, "-m", "core", "classify", str(tmp_path / "nope.png")],
+                         capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert bad.returncode == 2 and "Image not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+SYNONYM_LABELS = {  # a label list the model never trained on -> AID classes it should cover
+    "harbor": ["Port"],
+    "football field": ["Playground", "Stadium"],
+    "residential area": ["MediumResidential", "DenseResidential"],
+    "car park": ["Parking"],
+    "agricultural land": ["Farmland"],
+    "woodland": ["Forest"],
+    "sand dunes": ["Desert"],
+}
+
+
+@pytest.mark.data
+def test_unseen_label_lists_map_synonyms_sensibly(engine, shared_data):
+    from core.dataset import image_path, load_samples
+    from core.prepare import load_rgb
+
+    truth_of = {c: lab for lab, cs in SYNONYM_LABELS.items() for c in cs}
+    test = [s for s in load_samples() if s.split == "test" and s.label in truth_of]
+    picked = []
+    for cls in truth_of:
+        picked += [s for s in test if s.label == cls][:6]
+    results = engine.classify([load_rgb(image_path(s)) for s in picked], labels=list(SYNONYM_LABELS))
+    hits = [r.label == truth_of[s.label] for r, s in zip(results, picked, strict=True)]
+    assert np.mean(hits) >= 0.8, [(s.label, r.label) for r, s in zip(results, picked, strict=True)]

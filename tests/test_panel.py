@@ -1,0 +1,249 @@
+"""The dock panel driven like a user: pick a layer, set the extent, click, wait for the task."""
+
+import time
+
+import pytest
+from helpers import FIXTURES
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+)
+from qgis.gui import QgsMapMouseEvent
+from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+from rs_sage.ui import result_layers
+
+
+def wait_for_task(dock, timeout=120):
+    start = time.time()
+    while dock.task is not None:
+        QgsApplication.processEvents()
+        time.sleep(0.01)
+        assert time.time() - start < timeout, "task did not finish"
+    QgsApplication.processEvents()
+
+
+def messages(iface, level):
+    return " | ".join(str(m) for m in iface.messageBar().get_messages(level))
+
+
+@pytest.fixture
+def dock(qgis_iface, qgis_new_project):
+    from rs_sage.ui.dock import RsSageDock
+
+    qgis_iface.messageBar().clear_messages()
+    d = RsSageDock(qgis_iface)
+    yield d
+    d.shutdown()
+    d.deleteLater()
+
+
+def add_raster(path, name="clip"):
+    layer = QgsRasterLayer(str(path), name)
+    assert layer.isValid(), path
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def show(iface, layer, extent=None):
+    canvas = iface.mapCanvas()
+    canvas.setDestinationCrs(layer.crs())
+    canvas.setExtent(extent or layer.extent())
+    canvas.refresh()
+    QgsApplication.processEvents()
+
+
+def classes_layers():
+    return QgsProject.instance().mapLayersByName(result_layers.CLASSES_LAYER)
+
+
+def run_classify(dock, iface, layer, gsd, tile, extent=None):
+    show(iface, layer, extent)
+    dock.layer_combo.setLayer(layer)
+    dock.gsd.setValue(gsd)
+    dock.tile.setValue(tile)
+    dock.classify_button.click()
+    wait_for_task(dock)
+
+
+def test_classify_extent_on_a_real_clip(dock, qgis_iface):
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")  # 256 px at 5 m: 4 x 4 tiles of 64 px
+    run_classify(dock, qgis_iface, layer, gsd=5, tile=64)
+    assert messages(qgis_iface, Qgis.Warning) == ""
+    (out,) = classes_layers()
+    assert out.crs() == layer.crs()
+    assert out.featureCount() == 16
+    for f in out.getFeatures():
+        for name in ("label", "score", "top3", "scene_cues", "object_cues", "router"):
+            assert f[name] not in (None, ""), name
+        assert f["label"] in dock.labels()
+    assert out.renderer().type() == "categorizedSymbol" and out.labelsEnabled()
+    assert 0 < out.opacity() < 1
+    assert dock.summary.rowCount() >= 1
+    total = sum(float(dock.summary.item(r, 2).text()) for r in range(dock.summary.rowCount()))
+    assert abs(total - 100) < 0.5
+    assert QgsProject.instance().layerTreeRoot().findGroup("RS-SAGE") is not None
+    assert "16 tiles" in messages(qgis_iface, Qgis.Success)
+
+
+def _single_band(tmp_path):
+    from osgeo import gdal
+
+    path = str(tmp_path / "one_band.tif")
+    gdal.Translate(path, str(FIXTURES / "rgbn_clip.tif"), bandList=[2])
+    return path
+
+
+def _geographic(tmp_path):
+    from osgeo import gdal
+
+    path = str(tmp_path / "wgs84.tif")
+    gdal.Warp(path, str(FIXTURES / "rgbn_clip.tif"), dstSRS="EPSG:4326")
+    return path
+
+
+@pytest.mark.parametrize("make,gsd,tile,expected", [
+    (lambda tmp: _single_band(tmp), 5, 64, 16),
+    (lambda tmp: str(FIXTURES / "landsat_clip.tif"), 30, 64, 16),  # uint16, 3 bands
+    (lambda tmp: str(FIXTURES / "rgbn_clip.tif"), 5, 128, 4),  # 4 bands
+    (lambda tmp: _geographic(tmp), 5, 64, None),  # EPSG:4326
+], ids=["1-band", "16-bit-3-band", "4-band", "epsg4326"])
+def test_layer_kinds_classify(dock, qgis_iface, tmp_path, make, gsd, tile, expected):
+    layer = add_raster(make(tmp_path))
+    run_classify(dock, qgis_iface, layer, gsd, tile)
+    assert messages(qgis_iface, Qgis.Warning) == ""
+    (out,) = classes_layers()
+    assert out.crs() == layer.crs()
+    n = out.featureCount()
+    if expected is not None:
+        assert n == expected
+    else:  # 256 px x 5 m = 1.28 km: 4 x 4 tiles give or take the lat/lon rounding
+        assert 9 <= n <= 25
+        assert layer.crs().isGeographic()
+    labels = {f["label"] for f in out.getFeatures()}
+    assert labels <= set(dock.labels())
+
+
+def test_sixteen_bit_layer_uses_the_layer_stretch():
+    from rs_sage.ui.layer_source import layer_source
+
+    layer = QgsRasterLayer(str(FIXTURES / "landsat_clip.tif"), "landsat")
+    src = layer_source(layer)
+    assert src.bands == [1, 2, 3]
+    assert src.stretch_low is not None and max(src.stretch_high) > 255  # 16-bit range, not 0..255
+    assert all(lo < hi for lo, hi in zip(src.stretch_low, src.stretch_high, strict=True))
+
+
+def _drag(tool, canvas, a: QgsPointXY, b: QgsPointXY):
+    to_px = canvas.getCoordinateTransform().transform
+    pa, pb = to_px(a), to_px(b)
+    press = QgsMapMouseEvent(canvas, QEvent.MouseButtonPress, QPoint(int(pa.x()), int(pa.y())), Qt.LeftButton)
+    release = QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, QPoint(int(pb.x()), int(pb.y())), Qt.LeftButton)
+    tool.canvasPressEvent(press)
+    tool.canvasReleaseEvent(release)
+
+
+def test_ask_on_a_drawn_region(dock, qgis_iface):
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    show(qgis_iface, layer)
+    dock.layer_combo.setLayer(layer)
+    dock.gsd.setValue(5)
+    dock.tile.setValue(64)
+    dock.rect_button.click()
+    e = layer.extent()
+    _drag(dock.map_tool, qgis_iface.mapCanvas(),
+          QgsPointXY(e.xMinimum() + 100, e.yMaximum() - 100), QgsPointXY(e.xMinimum() + 700, e.yMaximum() - 700))
+    assert dock.region is not None and dock.region.area() > 0
+    annotations_before = len(QgsProject.instance().annotationManager().annotations())
+    dock.question.setCurrentText("Is there a river?")
+    dock.ask_button.click()
+    wait_for_task(dock)
+    assert messages(qgis_iface, Qgis.Warning) == ""
+    res = dock.last_answer
+    assert res.answer in ("yes", "no") and res.type == "presence" and len(res.tiles) >= 2
+    assert len(QgsProject.instance().annotationManager().annotations()) == annotations_before + 1
+    (log,) = QgsProject.instance().mapLayersByName(result_layers.QUESTIONS_LAYER)
+    (f,) = list(log.getFeatures())
+    assert f["question"] == "Is there a river?" and f["answer"] == res.answer
+    assert f["type"] == "presence" and f["layer"] == "clip" and f["timestamp"]
+    assert res.answer in dock.answer_view.toPlainText()
+    assert len(dock.highlights) == len(res.supporting) >= 1
+
+
+def test_cancel_stops_and_leaves_no_layer(dock, qgis_iface):
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    dock.confirm_large = lambda n: True
+    show(qgis_iface, layer)
+    dock.layer_combo.setLayer(layer)
+    dock.gsd.setValue(0.5)  # 2,560 px of 0.5 m over the clip: 1,600 tiles of 64 px
+    dock.tile.setValue(64)
+    dock.classify_button.click()
+    assert dock.busy()
+    dock.classify_button.click()  # a second click while running starts nothing
+    assert "already running" in messages(qgis_iface, Qgis.Info) or not dock.classify_button.isEnabled()
+    time.sleep(0.5)
+    dock.cancel_button.click()
+    wait_for_task(dock)
+    assert classes_layers() == []
+    assert "Cancelled" in messages(qgis_iface, Qgis.Info)
+    assert dock.classify_button.isEnabled()
+
+
+def test_errors_are_plain_messages_and_inputs_are_kept(dock, qgis_iface):
+    dock.preset.setCurrentText("Custom list (below)")
+    dock.labels_edit.setPlainText("harbor\nforest")
+    dock.classify_button.click()
+    assert "no raster layer" in messages(qgis_iface, Qgis.Warning)
+
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    dock.layer_combo.setLayer(layer)
+    e = layer.extent()
+    show(qgis_iface, layer, QgsRectangle(e.xMaximum() + 5000, e.yMaximum() + 5000,
+                                         e.xMaximum() + 6000, e.yMaximum() + 6000))
+    dock.classify_button.click()
+    assert "outside the raster" in messages(qgis_iface, Qgis.Warning)
+
+    asked = []
+    dock.confirm_large = lambda n: asked.append(n) or False
+    show(qgis_iface, layer)
+    dock.gsd.setValue(0.5)
+    dock.tile.setValue(32)
+    dock.classify_button.click()
+    assert asked and asked[0] > dock.max_tiles() and dock.task is None
+
+    dock.gsd.setValue(5)
+    dock.question.setCurrentText("   ")
+    dock.ask_button.click()
+    assert "question is empty" in messages(qgis_iface, Qgis.Warning)
+    dock.question.setCurrentText("Is there a harbour?")
+    dock.ask_button.click()
+    assert "Draw a region first" in messages(qgis_iface, Qgis.Warning)
+
+    broken = QgsRasterLayer("/nonexistent/file.tif", "missing")
+    QgsProject.instance().addMapLayer(broken, False)
+    dock.layer_combo.setLayer(layer)
+    dock.set_region(QgsGeometry.fromRect(layer.extent()), layer.crs())
+    dock.layer_combo.setAdditionalLayers([])
+    from rs_sage.core.errors import RsSageError
+    from rs_sage.ui.layer_source import layer_source
+
+    with pytest.raises(RsSageError, match="not valid"):
+        layer_source(broken)
+    wms = QgsRasterLayer("url=http://127.0.0.1:9/wms&layers=x&format=image/png&crs=EPSG:4326&styles=",
+                         "remote", "wms")
+    with pytest.raises(RsSageError):
+        layer_source(wms)
+
+    far = QgsCoordinateReferenceSystem("EPSG:3031")  # Antarctic polar stereographic
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(0, 0, 10, 10)), far)
+    dock.ask_button.click()
+    assert "outside the raster" in messages(qgis_iface, Qgis.Warning) or \
+        "cannot be transformed" in messages(qgis_iface, Qgis.Warning)
+    assert dock.labels_edit.toPlainText() == "harbor\nforest"
+    assert dock.question.currentText() == "Is there a harbour?"
+    assert dock.task is None and classes_layers() == []

@@ -1,0 +1,111 @@
+"""The rs_sage Processing algorithms, in-process and through qgis_process.bin."""
+
+import json
+import os
+import subprocess
+
+import pytest
+from helpers import FIXTURES
+
+from conftest import PLUGIN_LINKS, ROOT
+
+
+@pytest.fixture
+def provider(qgis_app, qgis_processing):
+    """Registered for the test and removed after; the Python object is kept alive meanwhile
+    (the registry does not own a provider created from Python)."""
+    from qgis.core import QgsApplication
+
+    from rs_sage.processing_provider.provider import RsSageProvider
+
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById("rs_sage")
+    if existing is not None:
+        registry.removeProvider(existing)
+    prov = RsSageProvider()
+    registry.addProvider(prov)
+    yield prov
+    registry.removeProvider(prov)
+
+
+def test_provider_lists_three_algorithms(provider):
+    ids = sorted(a.id() for a in provider.algorithms())
+    assert ids == ["rs_sage:ask_region", "rs_sage:classify_extent", "rs_sage:label_raster"]
+
+
+def test_label_raster_through_processing(provider, tmp_path):
+    import processing
+
+    out = str(tmp_path / "tiles.gpkg")
+    res = processing.run("rs_sage:label_raster", {
+        "INPUT": str(FIXTURES / "rgbn_clip.tif"), "GSD": 5, "TILE": 64, "STRIDE": 0,
+        "LABELS": "water, houses\ntrees", "OUTPUT": out, "OUTPUT_RASTER": str(tmp_path / "c.tif"),
+        "OUTPUT_SUMMARY": str(tmp_path / "s.json")})
+    assert res["TILES"] == 16
+    from qgis.core import QgsVectorLayer
+
+    layer = QgsVectorLayer(out, "t", "ogr")
+    assert layer.featureCount() == 16
+    assert {f["label"] for f in layer.getFeatures()} <= {"water", "houses", "trees"}
+    assert json.loads((tmp_path / "s.json").read_text())
+
+
+def test_classify_extent_and_ask_region_through_processing(provider, tmp_path):
+    import processing
+    from qgis.core import QgsFeature, QgsGeometry, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+
+    raster = QgsRasterLayer(str(FIXTURES / "rgbn_clip.tif"), "clip")
+    e = raster.extent()
+    half = QgsRectangle(e.xMinimum(), e.center().y(), e.xMaximum(), e.yMaximum())
+    ext = f"{half.xMinimum()},{half.xMaximum()},{half.yMinimum()},{half.yMaximum()} [EPSG:32618]"
+    res = processing.run("rs_sage:classify_extent", {"INPUT": raster, "EXTENT": ext, "GSD": 5, "TILE": 64,
+                                                     "OUTPUT": "memory:"})
+    assert res["OUTPUT"].featureCount() == 8
+
+    regions = QgsVectorLayer("Polygon?crs=EPSG:32618&field=name:string", "regions", "memory")
+    feats = []
+    for name, rect in (("west", QgsRectangle(e.xMinimum(), e.yMinimum(), e.center().x(), e.yMaximum())),
+                       ("east", QgsRectangle(e.center().x(), e.yMinimum(), e.xMaximum(), e.yMaximum()))):
+        f = QgsFeature(regions.fields())
+        f.setGeometry(QgsGeometry.fromRect(rect))
+        f.setAttributes([name])
+        feats.append(f)
+    regions.dataProvider().addFeatures(feats)
+    res = processing.run("rs_sage:ask_region", {"INPUT": raster, "REGIONS": regions,
+                                                "QUESTION": "Is this a rural or an urban area?", "GSD": 5,
+                                                "TILE": 64, "OUTPUT": "memory:"})
+    out = list(res["OUTPUT"].getFeatures())
+    assert [f["name"] for f in out] == ["west", "east"]
+    assert all(f["answer"] in ("rural", "urban") and 0 <= f["confidence"] <= 1 and f["evidence"] for f in out)
+    assert all(f["type"] == "rural_urban" for f in out)
+
+
+def test_processing_reports_bad_input_without_traceback(provider, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="does not overlap"):
+        processing.run("rs_sage:label_raster", {
+            "INPUT": str(FIXTURES / "rgbn_clip.tif"), "EXTENT": "0,1,0,1 [EPSG:32618]", "GSD": 5, "TILE": 64,
+            "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_label_raster_through_qgis_process(tmp_path):
+    """The documented headless command: enable the plugin, then run the algorithm."""
+    qp = "/usr/bin/qgis_process.bin"
+    if not os.path.exists(qp):
+        pytest.skip("qgis_process.bin not installed")
+    site = ROOT / ".venv" / "lib" / "python3.11" / "site-packages"
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen",
+           "QGIS_PLUGINPATH": str(PLUGIN_LINKS), "PYTHONPATH": f"{site}", "HF_HUB_OFFLINE": "1"}
+    enable = subprocess.run([qp, "plugins", "enable", "rs_sage"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert enable.returncode == 0, enable.stdout + enable.stderr
+    out = tmp_path / "qp.gpkg"
+    run = subprocess.run([qp, "run", "rs_sage:label_raster", "--json", "--",
+                          f"INPUT={FIXTURES / 'rgbn_clip.tif'}", "GSD=5", "TILE=128", f"OUTPUT={out}"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    payload = json.loads(run.stdout[run.stdout.index("{"):])
+    assert payload["results"]["TILES"] == 4 and out.is_file()
+    assert "Traceback" not in run.stderr

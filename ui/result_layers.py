@@ -1,0 +1,120 @@
+"""Result layers on the map: classified tiles, the question log, answer annotations."""
+
+from __future__ import annotations
+
+import datetime
+
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsFeature,
+    QgsField,
+    QgsFillSymbol,
+    QgsGeometry,
+    QgsPalLayerSettings,
+    QgsProject,
+    QgsRendererCategory,
+    QgsSingleSymbolRenderer,
+    QgsTextFormat,
+    QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
+)
+from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtGui import QColor
+
+from ..core.labeller import PALETTE
+
+GROUP = "RS-SAGE"
+CLASSES_LAYER = "RS-SAGE classes"
+QUESTIONS_LAYER = "RS-SAGE questions"
+TILE_FIELDS = [("label", QVariant.String), ("score", QVariant.Double), ("top3", QVariant.String),
+               ("scene_cues", QVariant.String), ("object_cues", QVariant.String), ("router", QVariant.String)]
+
+
+def _group(project: QgsProject):
+    root = project.layerTreeRoot()
+    return root.findGroup(GROUP) or root.insertGroup(0, GROUP)
+
+
+def classes_layer(rows: list[dict], crs, labels: list[str], project: QgsProject | None = None) -> QgsVectorLayer:
+    """A memory polygon layer of tiles, categorised by label, semi-transparent, labelled."""
+    project = project or QgsProject.instance()
+    layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", CLASSES_LAYER, "memory")
+    pr = layer.dataProvider()
+    pr.addAttributes([QgsField(n, t) for n, t in TILE_FIELDS])
+    layer.updateFields()
+    feats = []
+    for row in rows:
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromWkt(row["wkt"]))
+        f.setAttributes([row[n] for n, _ in TILE_FIELDS])
+        feats.append(f)
+    pr.addFeatures(feats)
+    layer.updateExtents()
+    present = [lab for lab in labels if any(r["label"] == lab for r in rows)]
+    cats = []
+    for lab in present:
+        color = QColor(*PALETTE[labels.index(lab) % len(PALETTE)])
+        sym = QgsFillSymbol.createSimple({"color": color.name(), "outline_color": "#ffffff",
+                                          "outline_width": "0.2"})
+        cats.append(QgsRendererCategory(lab, sym, lab))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("label", cats))
+    layer.setOpacity(0.55)
+    settings = QgsPalLayerSettings()
+    settings.fieldName = "label"
+    settings.placement = QgsPalLayerSettings.OverPoint
+    fmt = QgsTextFormat()
+    fmt.setSize(8)
+    fmt.buffer().setEnabled(True)
+    settings.setFormat(fmt)
+    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+    layer.setLabelsEnabled(True)
+    project.addMapLayer(layer, False)
+    _group(project).insertLayer(0, layer)
+    return layer
+
+
+def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:
+    """The Q&A log layer (created once per project, reused after)."""
+    project = project or QgsProject.instance()
+    for lyr in project.mapLayersByName(QUESTIONS_LAYER):
+        if isinstance(lyr, QgsVectorLayer) and lyr.crs() == crs:
+            return lyr
+    layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", QUESTIONS_LAYER, "memory")
+    layer.dataProvider().addAttributes([
+        QgsField("question", QVariant.String), QgsField("answer", QVariant.String),
+        QgsField("confidence", QVariant.Double), QgsField("type", QVariant.String),
+        QgsField("layer", QVariant.String), QgsField("timestamp", QVariant.String)])
+    layer.updateFields()
+    layer.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
+        {"color": "255,140,0,40", "outline_color": "#ff8c00", "outline_width": "0.6"})))
+    project.addMapLayer(layer, False)
+    _group(project).insertLayer(0, layer)
+    return layer
+
+
+def log_answer(layer: QgsVectorLayer, geometry: QgsGeometry, question: str, answer, raster_name: str) -> QgsFeature:
+    f = QgsFeature(layer.fields())
+    f.setGeometry(geometry)
+    f.setAttributes([question, answer.answer, float(answer.confidence), answer.type, raster_name,
+                     datetime.datetime.now().isoformat(timespec="seconds")])
+    layer.dataProvider().addFeatures([f])
+    layer.updateExtents()
+    layer.triggerRepaint()
+    return f
+
+
+def annotate(geometry: QgsGeometry, crs, text: str, project: QgsProject | None = None):
+    """A text annotation at the region's centre, kept in the project's annotation manager."""
+    from qgis.core import QgsTextAnnotation
+    from qgis.PyQt.QtGui import QTextDocument
+
+    project = project or QgsProject.instance()
+    ann = QgsTextAnnotation()
+    doc = QTextDocument()
+    doc.setPlainText(text)
+    ann.setDocument(doc)
+    ann.setMapPosition(geometry.centroid().asPoint())
+    ann.setMapPositionCrs(crs)
+    ann.setFrameSizeMm(ann.frameSizeMm().__class__(60, 14))
+    project.annotationManager().addAnnotation(ann)
+    return ann

@@ -50,7 +50,7 @@ lint: setup
 	$(PY) -m ruff check .
 
 demo: setup
-	$(QGIS_ENV) $(PY) -m core demo
+	$(QGIS_ENV) $(PY) scripts/demo.py
 
 run: setup
 	@if [ -z "$$DISPLAY" ]; then \
@@ -63,7 +63,7 @@ run: setup
 screenshot: setup
 	@mkdir -p out
 	HOME=$(CURDIR)/.profile $(PY) scripts/qgis_profile.py $(CURDIR)/.profile
-	scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+	SHOT_CODE=$(CURDIR)/scripts/shot_panel.py SHOT_WAIT=120 scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
 
 package:
 	@mkdir -p out

@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model-dir", default=None)
     ev.add_argument("--limit", type=int, default=None)
     ev.add_argument("--out", default="docs/results.md")
-    ev.add_argument("--torch-checkpoint", default=None)
+    ev.add_argument("--ablations", action="store_true",
+                    help="also (re)train and test the ablation variants (slow; resumes)")
 
     b = add("bench", _bench, "speed benchmarks (retrieval, engine)")
     b.add_argument("--json", action="store_true")

@@ -135,18 +135,24 @@ def evaluate(model_dir=None, limit=None) -> dict:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    res = evaluate(args.model_dir, args.limit)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    confusion_png(res["classification"]["confusion"], out.parent / "confusion.png")
-    Path("out").mkdir(exist_ok=True)
-    Path("out/eval.json").write_text(json.dumps(res, indent=2))
+    from .ablation import main_json, run_ablations
     from .results_page import write_results
 
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    raw = out.with_suffix(".json")
+    previous = main_json(raw)
+    res = evaluate(args.model_dir, args.limit)
+    if args.ablations:
+        res["ablations"] = run_ablations()
+    elif "ablations" in previous:  # keep the last ablation run's table; say when it ran
+        res["ablations"] = previous["ablations"]
+    confusion_png(res["classification"]["confusion"], out.parent / "confusion.png")
+    raw.write_text(json.dumps(res, indent=2) + "\n")
     write_results(res, out)
     c, v = res["classification"], res["vqa"]
     print(f"test top-1 {c['top1']:.4f}  top-5 {c['top5']:.4f}  (n={c['n']})")
     print("VQA " + "  ".join(f"{t} {a:.4f}" for t, a in v["per_type"].items()) + f"  average {v['average']:.4f}")
     print("retrieval recall@8 " + "  ".join(f"{lv} {r['recall_at_8']:.3f}" for lv, r in res["retrieval"].items()))
-    print(f"wrote {out}, {out.parent / 'confusion.png'}, out/eval.json")
+    print(f"wrote {out}, {raw}, {out.parent / 'confusion.png'}")
     return 0

@@ -214,3 +214,22 @@ class RsSageModel(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg, pretrained)
         self.experts = ExpertNet(cfg)
+
+
+class BaselineClassifier(nn.Module):
+    """Ablation (e): a plain fine-tuned EfficientNet classifier, same backbone split and stem."""
+
+    def __init__(self, cfg: ModelConfig, n_classes: int, pretrained: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        net = load_efficientnet(cfg.backbone, pretrained)
+        _, _, n_stem, obj_block = BACKBONES[cfg.backbone]
+        self.stem = Stem(net, n_stem)
+        self.top = Top(net, n_stem, obj_block)
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(channels(cfg.backbone)[2], n_classes))
+        for p in self.stem.parameters():
+            p.requires_grad_(False)
+
+    def from_stem(self, fine: torch.Tensor) -> torch.Tensor:
+        _, scene = self.top(fine)
+        return self.head(scene.mean((2, 3)))

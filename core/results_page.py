@@ -9,7 +9,7 @@ HEADER = """# RS-SAGE results
 Produced by `python -m core eval` (or `make eval`) on {date}; machine: {machine}.
 Test set: the RSICD test split of AID ({n} images, never trained on), labels = the 30 AID
 class names in plain English, generated VQA test questions (see `docs/data.md`).
-Evaluation wall time: {seconds} s. Raw numbers: `out/eval.json`.
+Evaluation wall time: {seconds} s. Raw numbers: `docs/results.json`.
 """
 
 
@@ -28,6 +28,17 @@ def write_results(res: dict, path: Path) -> None:
     for name, acc in sorted(c["per_class"].items(), key=lambda kv: kv[1]):
         lines.append(f"| {name} | {acc * 100:.1f} % |")
     lines += ["", "Confusion matrix: ![confusion matrix](confusion.png)", ""]
+    if "ablations" in res:
+        from .ablation import ablation_table
+
+        ab = res["ablations"]
+        lines += ["## Ablations", "",
+                  f"Every variant below was retrained from the same cache with the same seed ({ab['seed']}) "
+                  f"and the same budget: {ab['epochs']} epochs (the shipped model has 10; the `full` row is "
+                  "the shipped architecture retrained at this budget, so rows compare like with like). "
+                  "Tested on the RSICD test split with the torch models on the cached test features "
+                  "(`python -m core eval --ablations`). Scene deltas are against `full`.", "",
+                  *ablation_table(ab), ""]
     extra = path.parent / "results_notes.md"
     if extra.is_file():
         lines += [extra.read_text()]

@@ -173,6 +173,74 @@ def evaluate_split(model, data: TrainData, split: str, kb_emb, limit: int | None
             "vqa_avg": float(np.mean(list(per_type.values()))) if per_type else 0.0, "n": total}
 
 
+def train_baseline(tc: TrainConfig, data: TrainData, out: Path) -> Path:
+    """Ablation (e): the plain classifier on the same cached views, seed, epochs and schedule."""
+    import torch
+
+    from .dataset import AID_CLASSES
+    from .model import BaselineClassifier, ModelConfig
+
+    torch.manual_seed(tc.seed)
+    model = BaselineClassifier(ModelConfig(), len(AID_CLASSES))
+    head = list(model.head.parameters())
+    opt = torch.optim.AdamW([{"params": list(model.top.parameters()), "lr": tc.backbone_lr},
+                             {"params": head, "lr": tc.lr}], weight_decay=tc.weight_decay)
+    tr = data.split["train"]
+    n = len(tr["images"])
+    steps = n // tc.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[tc.backbone_lr, tc.lr],
+                                                total_steps=steps * tc.epochs, pct_start=0.08)
+    ckpt_path, start = out / "checkpoint.pt", 0
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start = ck["epoch"] + 1
+    labels_all = torch.from_numpy(tr["labels"])
+    for epoch in range(start, tc.epochs):
+        rng = np.random.default_rng(tc.seed * 1000 + epoch)
+        order = rng.permutation(n)
+        views = rng.integers(0, tr["feats"].shape[0], n)
+        model.train()
+        model.stem.eval()
+        t0, losses = time.time(), []
+        for step in range(steps):
+            idx = np.sort(order[step * tc.batch_size:(step + 1) * tc.batch_size])
+            x = torch.from_numpy(np.stack([tr["feats"][views[i], i] for i in idx]).astype(np.float32))
+            loss = torch.nn.functional.cross_entropy(model.from_stem(x), labels_all[idx], label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+        val = baseline_accuracy(model, data, "val")
+        rec = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_acc": val,
+               "seconds": round(time.time() - t0, 1)}
+        print(json.dumps(rec), flush=True)
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch}, str(ckpt_path) + ".tmp")
+        Path(str(ckpt_path) + ".tmp").replace(ckpt_path)
+    final = out / "model.pt"
+    torch.save({"model": model.state_dict(), "variant": "baseline", "train": asdict(tc)}, final)
+    return final
+
+
+def baseline_accuracy(model, data: TrainData, split: str) -> float:
+    import torch
+
+    d = data.split[split]
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, len(d["images"]), 128):
+            x = torch.from_numpy(np.asarray(d["feats"][0, i:i + 128], dtype=np.float32))
+            correct += int((model.from_stem(x).argmax(1).numpy() == d["labels"][i:i + 128]).sum())
+    return correct / len(d["images"])
+
+
 def train(tc: TrainConfig) -> Path:
     import torch
 
@@ -190,6 +258,8 @@ def train(tc: TrainConfig) -> Path:
     kb = KnowledgeBase.load(user_dir=False)
     kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
     data = TrainData(cache, kb)
+    if tc.variant == "baseline":
+        return train_baseline(tc, data, out)
     cfg = variant_config(tc.variant, len(data.answers))
     torch.manual_seed(tc.seed)
     model = RsSageModel(cfg)

@@ -5,9 +5,8 @@ import os
 import subprocess
 
 import pytest
-from helpers import FIXTURES
-
 from conftest import PLUGIN_LINKS, ROOT
+from helpers import FIXTURES
 
 
 @pytest.fixture
@@ -15,7 +14,6 @@ def provider(qgis_app, qgis_processing):
     """Registered for the test and removed after; the Python object is kept alive meanwhile
     (the registry does not own a provider created from Python)."""
     from qgis.core import QgsApplication
-
     from rs_sage.processing_provider.provider import RsSageProvider
 
     registry = QgsApplication.processingRegistry()

@@ -50,7 +50,15 @@ def classes_layer(rows: list[dict], crs, labels: list[str], project: QgsProject 
         feats.append(f)
     pr.addFeatures(feats)
     layer.updateExtents()
-    present = [lab for lab in labels if any(r["label"] == lab for r in rows)]
+    style_classes(layer, labels, {r["label"] for r in rows})
+    project.addMapLayer(layer, False)
+    _group(project).insertLayer(0, layer)
+    return layer
+
+
+def style_classes(layer: QgsVectorLayer, labels: list[str], present: set[str]) -> None:
+    """Categorised by label (the class GeoTIFF's palette), semi-transparent, labelled."""
+    present = [lab for lab in labels if lab in present]
     cats = []
     for lab in present:
         color = QColor(*PALETTE[labels.index(lab) % len(PALETTE)])
@@ -68,9 +76,6 @@ def classes_layer(rows: list[dict], crs, labels: list[str], project: QgsProject 
     settings.setFormat(fmt)
     layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
     layer.setLabelsEnabled(True)
-    project.addMapLayer(layer, False)
-    _group(project).insertLayer(0, layer)
-    return layer
 
 
 def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:

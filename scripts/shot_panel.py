@@ -1,0 +1,57 @@
+"""Run by desktop QGIS (--code) under Xvfb: classify the sample, ask a question, screenshot both.
+
+Used by ``make screenshot``; the PNGs land in out/ and the README shows copies from docs/.
+"""
+import os
+
+import qgis.utils
+from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.PyQt.QtCore import QTimer
+
+OUT = os.environ.get("SHOT_OUT", "out")
+iface = qgis.utils.iface
+plugin = qgis.utils.plugins["rs_sage"]
+plugin.action.setChecked(True)
+dock = plugin.dock
+iface.mainWindow().resize(1440, 900)
+layer = next(lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer))
+dock.layer_combo.setLayer(layer)
+dock.gsd.setValue(2.5)
+dock.tile.setValue(64)
+dock.confirm_large = lambda n: True
+iface.mapCanvas().setExtent(layer.extent())
+iface.mapCanvas().refresh()
+
+
+def when_idle(fn, delay=1500):
+    def poll():
+        if dock.task is not None:
+            QTimer.singleShot(300, poll)
+        else:
+            QTimer.singleShot(delay, fn)
+    QTimer.singleShot(300, poll)
+
+
+def classify():
+    dock.classify_button.click()
+    when_idle(after_classify, 3000)
+
+
+def after_classify():
+    iface.mainWindow().grab().save(f"{OUT}/screenshot_classify.png")
+    e = layer.extent()
+    w, h = e.width(), e.height()
+    region = QgsRectangle(e.xMinimum() + 0.55 * w, e.yMinimum() + 0.05 * h,
+                          e.xMinimum() + 0.95 * w, e.yMinimum() + 0.45 * h)
+    dock.set_region(QgsGeometry.fromRect(region), layer.crs())
+    dock.question.setCurrentText("Is there a river?")
+    dock.ask_button.click()
+    when_idle(after_ask, 3000)
+
+
+def after_ask():
+    iface.mainWindow().grab().save(f"{OUT}/screenshot_ask.png")
+    QTimer.singleShot(500, QgsApplication.instance().quit)
+
+
+QTimer.singleShot(4000, classify)

@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--variant", default="full")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--input-size", type=int, default=160, help="model input in px (multiple of 32)")
+    t.add_argument("--cache", default=None, help="feature cache folder (default .cache/train[SIZE])")
 
     e = add("export", _export, "export a checkpoint to the two ONNX files")
     e.add_argument("--checkpoint", default=".checkpoints/full/model.pt")

@@ -58,18 +58,19 @@ def normalise(batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def export_stem(backbone: str, path: Path) -> None:
+def export_stem(backbone: str, path: Path, size: int = INPUT_SIZE) -> None:
     import torch
 
     from .backbone import BACKBONES, Stem, load_efficientnet
 
     stem = Stem(load_efficientnet(backbone), BACKBONES[backbone][2]).eval()
-    torch.onnx.export(stem, torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE), str(path), dynamo=False,
+    torch.onnx.export(stem, torch.zeros(1, 3, size, size), str(path), dynamo=False,
                       input_names=["image"], output_names=["features"], opset_version=17,
                       dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}})
 
 
-def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEWS, seed: int = 0) -> None:
+def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEWS, seed: int = 0,
+            size: int = INPUT_SIZE) -> None:
     import onnxruntime as ort
 
     from .questions import generate
@@ -90,7 +91,7 @@ def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEW
     print(f"text embeddings: {len(questions)} questions, {len(caps)} captions, {time.time()-t0:.0f}s", flush=True)
 
     stem_path = cache / "stem.onnx"
-    export_stem(backbone, stem_path)
+    export_stem(backbone, stem_path, size)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     sess = ort.InferenceSession(str(stem_path), so, providers=["CPUExecutionProvider"])
@@ -107,9 +108,9 @@ def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEW
                 chunk = subset[i:i + 128]
                 imgs = [load_rgb(image_path(s)) for s in chunk]
                 if v == 0:
-                    batch = np.stack([resize(im, INPUT_SIZE) for im in imgs])
+                    batch = np.stack([resize(im, size) for im in imgs])
                 else:
-                    batch = np.stack([augment(im, rng) for im in imgs])
+                    batch = np.stack([augment(im, rng, size) for im in imgs])
                 y = sess.run(None, {"image": normalise(batch)})[0].astype(np.float16)
                 if feats is None:
                     feats = np.lib.format.open_memmap(
@@ -121,3 +122,4 @@ def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEW
         del feats
         Path(str(out_path) + ".tmp.npy").rename(out_path)
         (cache / f"stem_{split}.json").write_text(json.dumps([s.image for s in subset]))
+    (cache / "input_size.txt").write_text(f"{size}\n")

@@ -13,7 +13,7 @@ _TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?")
 IRREGULAR_PLURALS = {
     "leaves": "leaf", "people": "person", "men": "man", "children": "child", "feet": "foot",
     "geese": "goose", "mice": "mouse", "women": "woman", "knives": "knife", "shelves": "shelf",
-    "wolves": "wolf", "buses": "bus", "gases": "gas", "campuses": "campus", "halves": "half", "lives": "life", "wives": "wife", "calves": "calf",
+    "wolves": "wolf", "halves": "half", "lives": "life", "wives": "wife", "calves": "calf",
 }
 # Words ending in -s that are singular, and nouns that keep their -es/-ss/-us/-is form.
 SINGULAR_S = {

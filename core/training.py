@@ -30,19 +30,21 @@ class TrainConfig:
     seed: int = 0
     variant: str = "full"
     cache: str = str(CACHE)
+    input_size: int = 160
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
-        cfg = cls(out=args.out, seed=args.seed, variant=args.variant)
+        cfg = cls(out=args.out, seed=args.seed, variant=args.variant, input_size=args.input_size,
+                  cache=args.cache or (str(CACHE) if args.input_size == 160 else f"{CACHE}{args.input_size}"))
         if args.epochs:
             cfg.epochs = args.epochs
         return cfg
 
 
-def variant_config(variant: str, n_answers: int):
+def variant_config(variant: str, n_answers: int, input_size: int = 160):
     from .model import ModelConfig
 
-    cfg = ModelConfig(n_answers=n_answers)
+    cfg = ModelConfig(n_answers=n_answers, input_size=input_size)
     if variant == "no_retrieval":
         cfg.retrieval = False
     elif variant == "shared_expert":
@@ -252,7 +254,7 @@ def train(tc: TrainConfig) -> Path:
     if not (cache / "stem_train.npy").is_file():
         from .prepare import prepare
 
-        prepare(cache)
+        prepare(cache, size=tc.input_size)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     kb = KnowledgeBase.load(user_dir=False)
@@ -260,7 +262,7 @@ def train(tc: TrainConfig) -> Path:
     data = TrainData(cache, kb)
     if tc.variant == "baseline":
         return train_baseline(tc, data, out)
-    cfg = variant_config(tc.variant, len(data.answers))
+    cfg = variant_config(tc.variant, len(data.answers), tc.input_size)
     torch.manual_seed(tc.seed)
     model = RsSageModel(cfg)
     backbone = [p for p in model.encoder.top.parameters()]

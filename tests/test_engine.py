@@ -65,7 +65,7 @@ def test_torch_and_onnxruntime_agree_on_real_images(tmp_path, tiles):
 def test_engine_reports_device_and_metadata(engine):
     assert engine.device in ("cpu", "cuda")
     assert engine.encoder.get_providers()[-1] == "CPUExecutionProvider"
-    assert engine.input_size == 160 and engine.levels == ["fine", "object", "scene"]
+    assert engine.input_size in (160, 192) and engine.levels == ["fine", "object", "scene"]
     assert {"yes", "no", "rural", "urban", "0"} <= set(engine.answers)
 
 

@@ -122,3 +122,15 @@ def test_import_formats(tmp_path):
             read_import_file(p)
     with pytest.raises(KnowledgeBaseError, match="not found"):
         read_import_file(tmp_path / "missing.json")
+
+
+@pytest.mark.data
+def test_build_reproduces_the_shipped_base(shared_data, tmp_path):
+    from core.kb_build import build
+
+    manifest = build(tmp_path / "kb", shared_data)
+    shipped = json.loads((KB_DIR / "manifest.json").read_text())
+    assert (tmp_path / "kb" / "entries.jsonl").read_bytes() == (KB_DIR / "entries.jsonl").read_bytes()
+    a, b = np.load(tmp_path / "kb" / "embeddings.npy"), np.load(KB_DIR / "embeddings.npy")
+    assert np.abs(a - b).max() <= shipped["float_tolerance"]
+    assert manifest["counts"] == shipped["counts"]

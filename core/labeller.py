@@ -34,6 +34,9 @@ PALETTE = [
     (82, 84, 163), (181, 207, 107), (231, 186, 82), (214, 97, 107), (206, 109, 189),
 ]  # 30 distinct colours: the AID list gets one each
 NODATA_CLASS = 255
+# GDAL's block cache defaults to 5 % of RAM (1.2 GB on a 24 GB machine) and fills up on large
+# rasters; tiles are read row by row, so a few rows of blocks are all it needs.
+GDAL_CACHE_BYTES = 256 * 1024 * 1024
 
 
 class Cancelled(Exception):  # noqa: N818 (a control-flow signal, not an error)
@@ -261,9 +264,13 @@ def plan(params: LabelParams, engine_gsd: float):
 def label_raster(params: LabelParams, engine=None,
                  progress: Callable[[float], None] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> LabelResult:
+    from osgeo import gdal
+
     from .engine import Engine
 
     t0 = time.perf_counter()
+    if gdal.GetCacheMax() > GDAL_CACHE_BYTES:
+        gdal.SetCacheMax(GDAL_CACHE_BYTES)
     engine = engine or Engine.load()
     labels = engine.check_labels(params.labels) if params.labels else list(engine.default_labels)
     ds, gt, srs, grid, gsd = plan(params, float(engine.meta.get("default_gsd_m", 4.0)))

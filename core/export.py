@@ -95,7 +95,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path | None = None) -> di
         "experts.onnx": {
             "model_type": "rs_sage_experts",
             "answers": ck["answers"],
-            "logit_scale": float(model.experts.logit_scale.exp().clamp(max=100)),
+            "logit_scale": float(model.experts.logit_scale.detach().exp().clamp(max=100)),
             "default_labels": DEFAULT_LABELS,
             "default_question": DEFAULT_QUESTION,
         },

@@ -33,6 +33,9 @@ def when_idle(fn, delay=1500):
 
 
 def classify():
+    iface.mapCanvas().setExtent(layer.extent())
+    iface.mapCanvas().refresh()
+    dock.update_estimate()
     dock.classify_button.click()
     when_idle(after_classify, 3000)
 

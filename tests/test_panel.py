@@ -73,6 +73,11 @@ def run_classify(dock, iface, layer, gsd, tile, extent=None):
 
 def test_classify_extent_on_a_real_clip(dock, qgis_iface):
     layer = add_raster(FIXTURES / "rgbn_clip.tif")  # 256 px at 5 m: 4 x 4 tiles of 64 px
+    show(qgis_iface, layer)
+    dock.layer_combo.setLayer(layer)
+    dock.gsd.setValue(5)
+    dock.tile.setValue(64)
+    assert dock.estimate.text() == "about 16 tiles in the visible extent"
     run_classify(dock, qgis_iface, layer, gsd=5, tile=64)
     assert messages(qgis_iface, Qgis.Warning) == ""
     (out,) = classes_layers()

@@ -98,7 +98,8 @@ def test_label_raster_through_qgis_process(tmp_path):
            "QGIS_PLUGINPATH": str(PLUGIN_LINKS), "PYTHONPATH": f"{site}", "HF_HUB_OFFLINE": "1"}
     enable = subprocess.run([qp, "plugins", "enable", "rs_sage"], env=env, capture_output=True, text=True,
                             timeout=120)
-    assert enable.returncode == 0, enable.stdout + enable.stderr
+    # exit 1 with "already enabled" is the state we want, not a failure
+    assert enable.returncode == 0 or "already enabled" in enable.stdout + enable.stderr, enable.stdout + enable.stderr
     out = tmp_path / "qp.gpkg"
     run = subprocess.run([qp, "run", "rs_sage:label_raster", "--json", "--",
                           f"INPUT={FIXTURES / 'rgbn_clip.tif'}", "GSD=5", "TILE=128", f"OUTPUT={out}"],

@@ -237,6 +237,10 @@ class RsSageDock(QDockWidget):
         rows = max(1, math.floor((h - tile) / step) + 1) if h >= tile else 1
         return cols * rows
 
+    def showEvent(self, event):  # noqa: N802
+        super().showEvent(event)
+        self.update_estimate()
+
     def update_estimate(self) -> None:
         layer = self.layer_combo.currentLayer()
         try:
@@ -244,8 +248,8 @@ class RsSageDock(QDockWidget):
                 raise RsSageError("no raster layer")
             n = self.tile_count(layer, self.extent_in_layer(layer))
             self.estimate.setText(f"about {n} tile{'s' if n != 1 else ''} in the visible extent")
-        except (RsSageError, Exception):
-            self.estimate.setText("-")
+        except RsSageError as exc:  # the same message the buttons would give, shortened
+            self.estimate.setText(str(exc).split(";")[0])
 
     # ---- feedback --------------------------------------------------------------------------------
     def warn(self, text: str, level=Qgis.Warning) -> None:

@@ -31,6 +31,7 @@ class TrainConfig:
     variant: str = "full"
     cache: str = str(CACHE)
     input_size: int = 160
+    max_steps: int | None = None  # steps per epoch cap, for smoke runs only
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -124,6 +125,59 @@ class TrainData:
         self.default_u = enc.encode([DEFAULT_QUESTION])[0]
 
 
+def _optimiser(tc: TrainConfig, backbone: list, rest: list, steps_per_epoch: int):
+    """AdamW with two learning rates and a one-cycle schedule over the whole budget."""
+    import torch
+
+    opt = torch.optim.AdamW([{"params": backbone, "lr": tc.backbone_lr}, {"params": rest, "lr": tc.lr}],
+                            weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[tc.backbone_lr, tc.lr],
+                                                total_steps=steps_per_epoch * tc.epochs, pct_start=0.08)
+    return opt, sched
+
+
+def _resume(path: Path, model, opt, sched) -> int:
+    """Load the last epoch checkpoint when there is one; the epoch to start from."""
+    import torch
+
+    if not path.is_file():
+        return 0
+    ck = torch.load(path, weights_only=False)
+    if ck["sched"].get("total_steps") != sched.total_steps:
+        from .errors import RsSageError
+
+        raise RsSageError(
+            f"{path} was written by a run with a different schedule ({ck['sched'].get('total_steps')} steps, "
+            f"now {sched.total_steps}); resume with the same --epochs or train into a new --out folder.")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["opt"])
+    sched.load_state_dict(ck["sched"])
+    print(f"resumed after epoch {ck['epoch'] + 1}", flush=True)
+    return ck["epoch"] + 1
+
+
+def _save_epoch(path: Path, model, opt, sched, epoch: int, rec: dict, log: Path, **extra) -> None:
+    """Log line plus an atomic checkpoint (a crash mid-write never corrupts the last one)."""
+    import torch
+
+    print(json.dumps(rec), flush=True)
+    with open(log, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "epoch": epoch, **extra}, str(path) + ".tmp")
+    Path(str(path) + ".tmp").replace(path)
+
+
+def _epoch_order(tc: TrainConfig, epoch: int, n: int, n_views: int):
+    rng = np.random.default_rng(tc.seed * 1000 + epoch)
+    return rng, rng.permutation(n), rng.integers(0, n_views, n)
+
+
+def _steps(tc: TrainConfig, n: int) -> int:
+    steps = n // tc.batch_size
+    return min(steps, tc.max_steps) if tc.max_steps else steps
+
+
 def _soft_nce(logits, target):
     """Multi-positive contrastive loss; rows without a positive are skipped."""
     import torch
@@ -184,26 +238,15 @@ def train_baseline(tc: TrainConfig, data: TrainData, out: Path) -> Path:
 
     torch.manual_seed(tc.seed)
     model = BaselineClassifier(ModelConfig(), len(AID_CLASSES))
-    head = list(model.head.parameters())
-    opt = torch.optim.AdamW([{"params": list(model.top.parameters()), "lr": tc.backbone_lr},
-                             {"params": head, "lr": tc.lr}], weight_decay=tc.weight_decay)
     tr = data.split["train"]
     n = len(tr["images"])
-    steps = n // tc.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[tc.backbone_lr, tc.lr],
-                                                total_steps=steps * tc.epochs, pct_start=0.08)
-    ckpt_path, start = out / "checkpoint.pt", 0
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        start = ck["epoch"] + 1
+    steps = _steps(tc, n)
+    opt, sched = _optimiser(tc, list(model.top.parameters()), list(model.head.parameters()), steps)
+    ckpt_path = out / "checkpoint.pt"
+    start = _resume(ckpt_path, model, opt, sched)
     labels_all = torch.from_numpy(tr["labels"])
     for epoch in range(start, tc.epochs):
-        rng = np.random.default_rng(tc.seed * 1000 + epoch)
-        order = rng.permutation(n)
-        views = rng.integers(0, tr["feats"].shape[0], n)
+        rng, order, views = _epoch_order(tc, epoch, n, tr["feats"].shape[0])
         model.train()
         model.stem.eval()
         t0, losses = time.time(), []
@@ -216,15 +259,9 @@ def train_baseline(tc: TrainConfig, data: TrainData, out: Path) -> Path:
             opt.step()
             sched.step()
             losses.append(float(loss))
-        val = baseline_accuracy(model, data, "val")
-        rec = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "val_acc": val,
-               "seconds": round(time.time() - t0, 1)}
-        print(json.dumps(rec), flush=True)
-        with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "epoch": epoch}, str(ckpt_path) + ".tmp")
-        Path(str(ckpt_path) + ".tmp").replace(ckpt_path)
+        rec = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
+               "val_acc": baseline_accuracy(model, data, "val"), "seconds": round(time.time() - t0, 1)}
+        _save_epoch(ckpt_path, model, opt, sched, epoch, rec, out / "log.jsonl")
     final = out / "model.pt"
     torch.save({"model": model.state_dict(), "variant": "baseline", "train": asdict(tc)}, final)
     return final
@@ -268,23 +305,12 @@ def train(tc: TrainConfig) -> Path:
     backbone = [p for p in model.encoder.top.parameters()]
     ids = {id(p) for p in backbone}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-    opt = torch.optim.AdamW([{"params": backbone, "lr": tc.backbone_lr},
-                             {"params": rest, "lr": tc.lr}], weight_decay=tc.weight_decay)
     tr = data.split["train"]
     n = len(tr["images"])
-    steps_per_epoch = n // tc.batch_size
-    total = steps_per_epoch * tc.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=[tc.backbone_lr, tc.lr], total_steps=total, pct_start=0.08)
-    start_epoch = 0
+    steps_per_epoch = _steps(tc, n)
+    opt, sched = _optimiser(tc, backbone, rest, steps_per_epoch)
     ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        start_epoch = ck["epoch"] + 1
-        print(f"resumed after epoch {start_epoch}", flush=True)
+    start_epoch = _resume(ckpt_path, model, opt, sched)
     obj_t, att_t = torch.from_numpy(tr["obj"]), torch.from_numpy(tr["att"])
     kb_obj, kb_att, kb_scene = kb_emb[1], kb_emb[0], kb_emb[2]
     from .dataset import AID_CLASSES, AID_LABEL_TEXT
@@ -292,9 +318,7 @@ def train(tc: TrainConfig) -> Path:
     class_scene = torch.tensor([scene_rows[AID_LABEL_TEXT[c]] for c in AID_CLASSES])
     labels_all = torch.from_numpy(tr["labels"])
     for epoch in range(start_epoch, tc.epochs):
-        rng = np.random.default_rng(tc.seed * 1000 + epoch)
-        order = rng.permutation(n)
-        views = rng.integers(0, tr["feats"].shape[0], n)
+        rng, order, views = _epoch_order(tc, epoch, n, tr["feats"].shape[0])
         model.train()
         model.encoder.stem.eval()
         t0, losses = time.time(), []
@@ -337,13 +361,8 @@ def train(tc: TrainConfig) -> Path:
         val = evaluate_split(model, data, "val", kb_emb)
         rec = {"epoch": epoch, "loss": np.mean(losses, 0).round(4).tolist(), "val_acc": val["acc"],
                "val_vqa": val["vqa"], "val_vqa_avg": val["vqa_avg"], "seconds": round(time.time() - t0, 1)}
-        print(json.dumps(rec), flush=True)
-        with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        ck = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-              "epoch": epoch, "config": cfg.to_dict(), "train": asdict(tc)}
-        torch.save(ck, str(ckpt_path) + ".tmp")
-        Path(str(ckpt_path) + ".tmp").replace(ckpt_path)
+        _save_epoch(ckpt_path, model, opt, sched, epoch, rec, out / "log.jsonl",
+                    config=cfg.to_dict(), train=asdict(tc))
     final = out / "model.pt"
     torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "answers": data.answers,
                 "train": asdict(tc), "kb_checksum": kb.checksum}, final)

@@ -18,11 +18,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main() -> None:
+    from unittest import mock
+
     from osgeo import gdal
     from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
     from qgis.gui import QgsMapCanvas
     from qgis.PyQt.QtWidgets import QMainWindow
-    from unittest import mock
 
     app = QgsApplication([], True)
     app.initQgis()

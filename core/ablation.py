@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 VARIANTS = ["full", "no_retrieval", "shared_expert", "scene_only", "topk1", "topk4", "topk16", "baseline"]
-ABLATION_EPOCHS = 4
+ABLATION_EPOCHS = 3
 ROOT = Path(".checkpoints/ablation")
 
 

@@ -17,8 +17,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SAMPLE = ROOT / "resources" / "sample" / "rgbn_5m.tif"
 OUT = ROOT / "out"
-# 64 px tiles read at 2.5 m/px: 160 m x 160 m each, inside the 2-32 m/px range the model saw.
-GSD, TILE = 2.5, 64
+# 128 px tiles read at 3 m/px: 384 m x 384 m each, near the footprint of an AID scene and inside
+# the 2-32 m/px range the model saw.
+GSD, TILE = 3.0, 128
 
 
 def label() -> tuple[list[str], object]:
@@ -62,7 +63,7 @@ def render(labels: list[str], png: Path) -> None:
     page = layout.pageCollection().page(0)
     page.setPageSize(QgsLayoutSize(297, 200, QgsUnitTypes.LayoutMillimeters))
     title = QgsLayoutItemLabel(layout)
-    title.setText("RS-SAGE: scene classes of the sample raster (python -m core label, 160 m tiles)")
+    title.setText("RS-SAGE: scene classes of the sample raster (python -m core label, 384 m tiles at 3 m/px)")
     title.setFont(QFont("Sans", 13))
     title.attemptMove(QgsLayoutPoint(8, 5, QgsUnitTypes.LayoutMillimeters))
     title.attemptResize(QgsLayoutSize(280, 10, QgsUnitTypes.LayoutMillimeters))

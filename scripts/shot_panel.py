@@ -16,8 +16,8 @@ dock = plugin.dock
 iface.mainWindow().resize(1440, 900)
 layer = next(lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer))
 dock.layer_combo.setLayer(layer)
-dock.gsd.setValue(2.5)
-dock.tile.setValue(64)
+dock.gsd.setValue(3.0)
+dock.tile.setValue(128)
 dock.confirm_large = lambda n: True
 iface.mapCanvas().setExtent(layer.extent())
 iface.mapCanvas().refresh()

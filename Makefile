@@ -60,10 +60,13 @@ run: setup
 	HOME=$(CURDIR)/.profile QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE) HF_HUB_OFFLINE=1 \
 		qgis --noversioncheck --code scripts/show_panel.py $$(ls resources/sample/*.tif | head -1)
 
+# A fresh profile each time: QGIS restores saved dock sizes, which would change the pictures.
 screenshot: setup
 	@mkdir -p out
-	HOME=$(CURDIR)/.profile $(PY) scripts/qgis_profile.py $(CURDIR)/.profile
-	SHOT_CODE=$(CURDIR)/scripts/shot_panel.py SHOT_WAIT=120 scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+	rm -rf $(CURDIR)/.profile-shot
+	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
+	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_panel.py SHOT_WAIT=120 \
+		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
 
 package:
 	@mkdir -p out

@@ -8,7 +8,7 @@ qgis=""
 trap 'kill $qgis $xvfb 2>/dev/null || true' EXIT
 sleep 2
 raster=$(ls "$root"/resources/sample/*.tif | head -1)
-DISPLAY=$display HOME=$root/.profile QGIS_PLUGINPATH=$root/build/plugins SHOT_OUT=$root/out \
+DISPLAY=$display HOME=${PROFILE_HOME:-$root/.profile} QGIS_PLUGINPATH=$root/build/plugins SHOT_OUT=$root/out \
   PYTHONPATH=$root/.venv/lib/python3.11/site-packages HF_HUB_OFFLINE=1 \
   qgis --noversioncheck --nologo --code "${SHOT_CODE:-$root/scripts/show_panel.py}" "$raster" \
   >"$root/out/qgis_desktop.log" 2>&1 & qgis=$!

@@ -6,7 +6,7 @@ import os
 
 import qgis.utils
 from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle
-from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtCore import Qt, QTimer
 
 OUT = os.environ.get("SHOT_OUT", "out")
 iface = qgis.utils.iface
@@ -14,6 +14,7 @@ plugin = qgis.utils.plugins["rs_sage"]
 plugin.action.setChecked(True)
 dock = plugin.dock
 iface.mainWindow().resize(1440, 900)
+iface.mainWindow().resizeDocks([dock], [430], Qt.Horizontal)
 layer = next(lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer))
 dock.layer_combo.setLayer(layer)
 dock.gsd.setValue(3.0)
@@ -33,6 +34,7 @@ def when_idle(fn, delay=1500):
 
 
 def classify():
+    iface.mainWindow().resizeDocks([dock], [430], Qt.Horizontal)
     iface.mapCanvas().setExtent(layer.extent())
     iface.mapCanvas().refresh()
     dock.update_estimate()

@@ -72,8 +72,9 @@ package:
 	@mkdir -p out
 	python3 scripts/package.py out/rs_sage.zip
 
+# Slow: trains the ablation variants it has not trained yet (resumes), then writes docs/results.md.
 eval: setup
-	HF_HUB_OFFLINE=1 $(PY) -m core eval
+	HF_HUB_OFFLINE=1 $(PY) -m core eval --ablations
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(PY) -m core bench

@@ -79,7 +79,9 @@ def ablation_table(ab: dict) -> list[str]:
         delta = f" ({(r['acc'] - full) * 100:+.2f})" if full is not None and name != "full" else ""
         vqa = [f"{r['vqa'][t] * 100:.2f} %" if t in r.get("vqa", {}) else "n/a" for t in types]
         avg = f"{r['vqa_avg'] * 100:.2f} %" if r.get("vqa_avg") is not None else "n/a"
-        cells = [f"{r['acc'] * 100:.2f} %{delta}", *vqa, avg, f"`{r['checkpoint']}`"]
+        log = r.get("published_log")
+        where = f"`{r['checkpoint']}`" + (f", [log]({log})" if log else "")
+        cells = [f"{r['acc'] * 100:.2f} %{delta}", *vqa, avg, where]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 

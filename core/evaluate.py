@@ -115,6 +115,20 @@ def confusion_png(confusion: list[list[int]], path: Path) -> None:
     plt.close(fig)
 
 
+def machine_description(device: str) -> str:
+    import os
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, onnxruntime on {device}"
+
+
 def evaluate(model_dir=None, limit=None) -> dict:
     from .engine import Engine
 
@@ -124,7 +138,7 @@ def evaluate(model_dir=None, limit=None) -> dict:
     tokens, queries = engine.encode_images(images)
     res = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, device={engine.device}",
+        "machine": machine_description(engine.device),
         "model": engine.meta.get("variant"),
         "classification": classification_metrics(engine, tokens, queries, samples),
         "vqa": vqa_metrics(engine, tokens, queries, samples),
@@ -132,6 +146,19 @@ def evaluate(model_dir=None, limit=None) -> dict:
     }
     res["seconds"] = round(time.time() - t0, 1)
     return res
+
+
+def _publish_logs(ablations: dict, folder: Path) -> None:
+    """Copy each variant's training log next to the results page (checkpoints are too big)."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in ablations["rows"].values():
+        log = Path(row.get("log", ""))
+        if log.is_file():
+            dest = folder / f"{log.parent.name}.jsonl"
+            shutil.copyfile(log, dest)
+            row["published_log"] = f"{folder.name}/{dest.name}"  # relative to the results page
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -147,6 +174,8 @@ def run_eval(args: argparse.Namespace) -> int:
         res["ablations"] = run_ablations()
     elif "ablations" in previous:  # keep the last ablation run's table; say when it ran
         res["ablations"] = previous["ablations"]
+    if "ablations" in res:
+        _publish_logs(res["ablations"], out.parent / "ablation_logs")
     confusion_png(res["classification"]["confusion"], out.parent / "confusion.png")
     raw.write_text(json.dumps(res, indent=2) + "\n")
     write_results(res, out)

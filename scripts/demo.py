@@ -15,23 +15,7 @@ sys.path.insert(0, str(ROOT / "build" / "plugins"))  # the plugin as QGIS import
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SAMPLE = ROOT / "resources" / "sample" / "rgbn_5m.tif"
 OUT = ROOT / "out"
-# 128 px tiles read at 3 m/px: 384 m x 384 m each, near the footprint of an AID scene and inside
-# the 2-32 m/px range the model saw.
-GSD, TILE = 3.0, 128
-
-
-def label() -> tuple[list[str], object]:
-    from rs_sage.core.engine import Engine
-    from rs_sage.core.labeller import LabelParams, label_raster
-
-    engine = Engine.load()
-    params = LabelParams(raster=str(SAMPLE), out_gpkg=str(OUT / "demo_labels.gpkg"),
-                         out_tif=str(OUT / "demo_classes.tif"), out_summary=str(OUT / "demo_summary.csv"),
-                         gsd=GSD, tile=TILE)
-    res = label_raster(params, engine)
-    return list(engine.default_labels), res
 
 
 def render(labels: list[str], png: Path) -> None:
@@ -49,6 +33,7 @@ def render(labels: list[str], png: Path) -> None:
         QgsVectorLayer,
     )
     from qgis.PyQt.QtGui import QFont
+    from rs_sage.core.demo import SAMPLE
     from rs_sage.ui.result_layers import style_classes
 
     project = QgsProject.instance()
@@ -96,24 +81,18 @@ def render(labels: list[str], png: Path) -> None:
 
 def main() -> int:
     from qgis.core import QgsApplication
+    from rs_sage.core.demo import report, run_demo
     from rs_sage.core.errors import RsSageError
 
-    OUT.mkdir(exist_ok=True)
     app = QgsApplication([], False)
     app.initQgis()
     try:
-        labels, res = label()
+        labels, res = run_demo(OUT)
     except RsSageError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 2
     render(labels, OUT / "demo_map.png")
-    print(f"Labelled {SAMPLE.name}: {res.labelled} tiles of {TILE} px at {res.gsd} m/px "
-          f"in {res.seconds:.2f} s ({res.tiles_per_s:.1f} tiles/s on {res.device}, model load included)")
-    print(f"{'class':28s} {'area (ha)':>10s} {'share':>7s}")
-    for name, s in sorted(res.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
-        print(f"{name:28s} {s['area_ha']:10.2f} {s['percent']:6.1f} %")
-    for key in ("gpkg", "tif", "summary"):
-        print(f"wrote {res.outputs[key]}")
+    print(report(res))
     print(f"wrote {OUT / 'demo_map.png'}")
     app.exitQgis()
     return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RsSageError
-from .raster import Stretch, default_rgb_bands, open_raster, percentile_stretch, read_tile
+from .raster import Stretch, default_rgb_bands, open_raster, percentile_stretch, read_valid_tile
 from .tiling import make_grid, metres_per_unit
 
 PALETTE = [
@@ -304,12 +304,10 @@ def label_raster(params: LabelParams, engine=None,
                     if not mask.intersects(bx):
                         skipped["mask"] += 1
                         continue
-                rgb, valid = read_tile(ds, bands, x, y, size, params.tile, stretch)
-                if valid.mean() < params.min_valid:
+                rgb = read_valid_tile(ds, bands, x, y, size, params.tile, stretch, params.min_valid)
+                if rgb is None:
                     skipped["nodata"] += 1
                     continue
-                if not valid.all():  # fill nodata with the tile's mean colour, not black
-                    rgb[~valid] = rgb[valid].mean(axis=0).astype(np.uint8)
                 batch.append(((row, col, x, y, size), rgb))
                 if len(batch) == params.batch:
                     tiles_q.put(batch)

@@ -139,3 +139,15 @@ def read_tile(ds, bands: list[int], x: float, y: float, size: float, tile: int, 
     rgb[r0:r1, c0:c1] = part
     valid[r0:r1, c0:c1] = ok
     return rgb, valid
+
+
+def read_valid_tile(ds, bands: list[int], x: float, y: float, size: float, tile: int, stretch: Stretch,
+                    min_valid: float) -> np.ndarray | None:
+    """``read_tile`` for the model: None when under ``min_valid`` of it is data; otherwise the
+    nodata pixels take the tile's mean colour, so black fill never reads as "dark water"."""
+    rgb, valid = read_tile(ds, bands, x, y, size, tile, stretch)
+    if valid.mean() < min_valid:
+        return None
+    if not valid.all():
+        rgb[~valid] = rgb[valid].mean(axis=0).astype(np.uint8)
+    return rgb

@@ -17,7 +17,7 @@ from .errors import RsSageError
 from .labeller import Cancelled, LabelParams, plan
 from .question_parse import parse_question
 from .questions import COUNT_BINS, count_bin
-from .raster import Stretch, default_rgb_bands, percentile_stretch, read_tile
+from .raster import Stretch, default_rgb_bands, percentile_stretch, read_valid_tile
 
 BIN_VALUE = {"0": 0, "between 1 and 10": 4, "between 11 and 100": 40, "between 101 and 1000": 400,
              "more than 1000": 1500}
@@ -90,12 +90,10 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         b = (gt[0] + x * gt[1], gt[3] + (y + size) * gt[5], gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
         if not geometry.intersects(box(*b)):
             continue
-        rgb, valid = read_tile(ds, bands, x, y, size, tile, stretch)
-        if valid.mean() < min_valid:
+        rgb = read_valid_tile(ds, bands, x, y, size, tile, stretch, min_valid)
+        if rgb is None:
             skipped += 1
             continue
-        if not valid.all():
-            rgb[~valid] = rgb[valid].mean(axis=0).astype(np.uint8)
         images.append(rgb)
         bounds.append(b)
         if progress:

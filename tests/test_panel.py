@@ -252,3 +252,19 @@ def test_errors_are_plain_messages_and_inputs_are_kept(dock, qgis_iface):
     assert dock.labels_edit.toPlainText() == "harbor\nforest"
     assert dock.question.currentText() == "Is there a harbour?"
     assert dock.task is None and classes_layers() == []
+
+
+def test_estimate_matches_the_tiles_classified(dock, qgis_iface):
+    """256 px at 5 m with 96 px tiles: 3 x 3 tiles cover it (the last ones overhang)."""
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    show(qgis_iface, layer)
+    dock.layer_combo.setLayer(layer)
+    dock.gsd.setValue(5)
+    dock.tile.setValue(96)
+    assert dock.estimate.text() == "about 9 tiles in the visible extent"
+    dock.classify_button.click()
+    wait_for_task(dock)
+    (out,) = classes_layers()
+    skipped = 9 - out.featureCount()  # the corner tile is under half data and is skipped
+    assert out.featureCount() == 8 and skipped == 1
+    assert "1 mostly-nodata tiles skipped" in messages(qgis_iface, Qgis.Success)

@@ -6,8 +6,6 @@ layers in the GUI thread. Inputs are never cleared by an error.
 
 from __future__ import annotations
 
-import math
-
 from qgis.core import (
     Qgis,
     QgsApplication,
@@ -232,7 +230,7 @@ class RsSageDock(QDockWidget):
     def tile_count(self, layer, extent: QgsRectangle) -> int:
         from osgeo import osr
 
-        from ..core.tiling import metres_per_unit
+        from ..core.tiling import metres_per_unit, tiles_along
 
         srs = osr.SpatialReference()
         srs.ImportFromWkt(layer.crs().toWkt())
@@ -240,9 +238,7 @@ class RsSageDock(QDockWidget):
         step = self.stride() * self.gsd.value()
         tile = self.tile.value() * self.gsd.value()
         w, h = extent.width() * mx, extent.height() * my
-        cols = max(1, math.floor((w - tile) / step) + 1) if w >= tile else 1
-        rows = max(1, math.floor((h - tile) / step) + 1) if h >= tile else 1
-        return cols * rows
+        return tiles_along(w, tile, step) * tiles_along(h, tile, step)
 
     def showEvent(self, event):  # noqa: N802
         super().showEvent(event)

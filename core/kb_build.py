@@ -28,7 +28,7 @@ OBJECT_SYNONYMS = {
     "footballground": "football field", "football playground": "football field",
     "soccer field": "football field", "railwaystation": "railway station",
     "train station": "railway station", "centre": "center", "tress": "tree", "raod": "road",
-    "boat": "boat", "bridege": "bridge", "ruwnay": "runway", "termial": "terminal",
+    "bridege": "bridge", "ruwnay": "runway", "termial": "terminal",
     "termial building": "terminal building", "baksetball court": "basketball court",
     "basketball field": "basketball court", "farm land": "farmland", "sand dune": "dune",
     "ploygon": "polygon", "car park": "parking lot", "parking": "parking lot",

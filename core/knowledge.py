@@ -23,7 +23,6 @@ from .errors import KnowledgeBaseError
 from .paths import KB_DIR, user_kb_dir
 
 LEVELS = ("scene", "object", "attribute")
-MODEL_LEVEL = {"fine": "attribute", "object": "object", "scene": "scene"}
 LEVEL_ALIASES = {"fine": "attribute", "attributes": "attribute", "objects": "object",
                  "scenes": "scene"}
 ENTRIES_FILE = "entries.jsonl"

@@ -192,6 +192,7 @@ def _soft_nce(logits, target):
 def evaluate_split(model, data: TrainData, split: str, kb_emb, limit: int | None = None) -> dict:
     import torch
 
+    from .model import retrieve_torch
     from .questions import TYPE_ANSWERS
 
     d = data.split[split]
@@ -207,7 +208,6 @@ def evaluate_split(model, data: TrainData, split: str, kb_emb, limit: int | None
             x = torch.from_numpy(np.asarray(d["feats"][0, i:i + 128], dtype=np.float32))
             tokens, queries = model.encoder.from_stem(x)
             u = torch.from_numpy(np.repeat(data.default_u[None], len(x), 0))
-            from .model import retrieve_torch
             cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
             emb, _, _ = model.experts(tokens, cues, scores, u)
             pred = (emb @ label_emb.T).argmax(1).numpy()

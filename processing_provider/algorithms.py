@@ -33,6 +33,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..ui.result_layers import TILE_FIELDS
 from .common import engine, gdal_path, parse_labels
 
 
@@ -143,8 +144,6 @@ class LabelRasterAlgorithm(_Base):
         return result
 
 
-TILE_FIELDS = (("label", QVariant.String), ("score", QVariant.Double), ("top3", QVariant.String),
-               ("scene_cues", QVariant.String), ("object_cues", QVariant.String), ("router", QVariant.String))
 
 
 class ClassifyExtentAlgorithm(_Base):

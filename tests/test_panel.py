@@ -62,21 +62,23 @@ def classes_layers():
     return QgsProject.instance().mapLayersByName(result_layers.CLASSES_LAYER)
 
 
-def run_classify(dock, iface, layer, gsd, tile, extent=None):
+def set_up(dock, iface, layer, gsd, tile, extent=None):
+    """What a user does first: show the layer, pick it in the panel, set scale and tile size."""
     show(iface, layer, extent)
     dock.layer_combo.setLayer(layer)
     dock.gsd.setValue(gsd)
     dock.tile.setValue(tile)
+
+
+def run_classify(dock, iface, layer, gsd, tile, extent=None):
+    set_up(dock, iface, layer, gsd, tile, extent)
     dock.classify_button.click()
     wait_for_task(dock)
 
 
 def test_classify_extent_on_a_real_clip(dock, qgis_iface):
     layer = add_raster(FIXTURES / "rgbn_clip.tif")  # 256 px at 5 m: 4 x 4 tiles of 64 px
-    show(qgis_iface, layer)
-    dock.layer_combo.setLayer(layer)
-    dock.gsd.setValue(5)
-    dock.tile.setValue(64)
+    set_up(dock, qgis_iface, layer, 5, 64)
     assert dock.estimate.text() == "about 16 tiles in the visible extent"
     run_classify(dock, qgis_iface, layer, gsd=5, tile=64)
     assert messages(qgis_iface, Qgis.Warning) == ""
@@ -155,10 +157,7 @@ def _drag(tool, canvas, a: QgsPointXY, b: QgsPointXY):
 
 def test_ask_on_a_drawn_region(dock, qgis_iface):
     layer = add_raster(FIXTURES / "rgbn_clip.tif")
-    show(qgis_iface, layer)
-    dock.layer_combo.setLayer(layer)
-    dock.gsd.setValue(5)
-    dock.tile.setValue(64)
+    set_up(dock, qgis_iface, layer, 5, 64)
     dock.rect_button.click()
     e = layer.extent()
     _drag(dock.map_tool, qgis_iface.mapCanvas(),
@@ -183,10 +182,7 @@ def test_ask_on_a_drawn_region(dock, qgis_iface):
 def test_cancel_stops_and_leaves_no_layer(dock, qgis_iface):
     layer = add_raster(FIXTURES / "rgbn_clip.tif")
     dock.confirm_large = lambda n: True
-    show(qgis_iface, layer)
-    dock.layer_combo.setLayer(layer)
-    dock.gsd.setValue(0.5)  # 2,560 px of 0.5 m over the clip: 1,600 tiles of 64 px
-    dock.tile.setValue(64)
+    set_up(dock, qgis_iface, layer, 0.5, 64)  # 2,560 px of 0.5 m over the clip: 1,600 tiles of 64 px
     dock.classify_button.click()
     assert dock.busy()
     dock.classify_button.click()  # a second click while running starts nothing
@@ -257,10 +253,7 @@ def test_errors_are_plain_messages_and_inputs_are_kept(dock, qgis_iface):
 def test_estimate_matches_the_tiles_classified(dock, qgis_iface):
     """256 px at 5 m with 96 px tiles: 3 x 3 tiles cover it (the last ones overhang)."""
     layer = add_raster(FIXTURES / "rgbn_clip.tif")
-    show(qgis_iface, layer)
-    dock.layer_combo.setLayer(layer)
-    dock.gsd.setValue(5)
-    dock.tile.setValue(96)
+    set_up(dock, qgis_iface, layer, 5, 96)
     assert dock.estimate.text() == "about 9 tiles in the visible extent"
     dock.classify_button.click()
     wait_for_task(dock)

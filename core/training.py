@@ -31,21 +31,45 @@ class TrainConfig:
     variant: str = "full"
     cache: str = str(CACHE)
     input_size: int = 160
+    frozen_blocks: int | None = None  # backbone blocks kept frozen (None: through stage 3)
     max_steps: int | None = None  # steps per epoch cap, for smoke runs only
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
         cfg = cls(out=args.out, seed=args.seed, variant=args.variant, input_size=args.input_size,
-                  cache=args.cache or (str(CACHE) if args.input_size == 160 else f"{CACHE}{args.input_size}"))
+                  frozen_blocks=args.frozen_blocks,
+                  cache=args.cache or default_cache(args.input_size, args.frozen_blocks))
         if args.epochs:
             cfg.epochs = args.epochs
         return cfg
 
 
-def variant_config(variant: str, n_answers: int, input_size: int = 160):
+def default_cache(input_size: int = 160, frozen_blocks: int | None = None) -> str:
+    """.cache/train for the first model's settings, a suffixed sibling for any other."""
+    name = str(CACHE) if input_size == 160 else f"{CACHE}{input_size}"
+    return name if frozen_blocks is None else f"{name}_frozen{frozen_blocks}"
+
+
+def check_cache(cache: Path, tc: TrainConfig, backbone: str) -> None:
+    """Stem features made with another cut or size would train silently wrong; refuse them."""
+    from .errors import RsSageError
+    from .prepare import stem_settings
+
+    meta, old = cache / "stem.json", cache / "input_size.txt"  # old: caches made before stem.json
+    if meta.is_file():
+        found = json.loads(meta.read_text())
+    else:
+        found = stem_settings(backbone, int(old.read_text()) if old.is_file() else 160, None)
+    wanted = stem_settings(backbone, tc.input_size, tc.frozen_blocks)
+    if found != wanted:
+        raise RsSageError(f"{cache} holds stem features for {found}, this run needs {wanted}; "
+                          "pass another --cache folder.")
+
+
+def variant_config(variant: str, n_answers: int, input_size: int = 160, frozen_blocks: int | None = None):
     from .model import ModelConfig
 
-    cfg = ModelConfig(n_answers=n_answers, input_size=input_size)
+    cfg = ModelConfig(n_answers=n_answers, input_size=input_size, frozen_blocks=frozen_blocks)
     if variant == "no_retrieval":
         cfg.retrieval = False
     elif variant == "shared_expert":
@@ -237,7 +261,8 @@ def train_baseline(tc: TrainConfig, data: TrainData, out: Path) -> Path:
     from .model import BaselineClassifier, ModelConfig
 
     torch.manual_seed(tc.seed)
-    model = BaselineClassifier(ModelConfig(), len(AID_CLASSES))
+    model = BaselineClassifier(ModelConfig(input_size=tc.input_size, frozen_blocks=tc.frozen_blocks),
+                               len(AID_CLASSES))
     tr = data.split["train"]
     n = len(tr["images"])
     steps = _steps(tc, n)
@@ -291,7 +316,8 @@ def train(tc: TrainConfig) -> Path:
     if not (cache / "stem_train.npy").is_file():
         from .prepare import prepare
 
-        prepare(cache, size=tc.input_size)
+        prepare(cache, size=tc.input_size, frozen_blocks=tc.frozen_blocks)
+    check_cache(cache, tc, "efficientnet-lite0")
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     kb = KnowledgeBase.load(user_dir=False)
@@ -299,7 +325,7 @@ def train(tc: TrainConfig) -> Path:
     data = TrainData(cache, kb)
     if tc.variant == "baseline":
         return train_baseline(tc, data, out)
-    cfg = variant_config(tc.variant, len(data.answers), tc.input_size)
+    cfg = variant_config(tc.variant, len(data.answers), tc.input_size, tc.frozen_blocks)
     torch.manual_seed(tc.seed)
     model = RsSageModel(cfg)
     backbone = [p for p in model.encoder.top.parameters()]

@@ -23,7 +23,8 @@ def tiles():
     return fixture_tiles("rgbn_clip.tif", 128) + fixture_tiles("uav_clip.tif", 160)
 
 
-def test_torch_and_onnxruntime_agree_on_real_images(tmp_path, tiles):
+@pytest.mark.parametrize("frozen_blocks", [None, 3])
+def test_torch_and_onnxruntime_agree_on_real_images(tmp_path, tiles, frozen_blocks):
     """Export a model (pretrained backbone, seeded heads) and compare every output with torch."""
     import onnxruntime as ort
     import torch
@@ -34,7 +35,7 @@ def test_torch_and_onnxruntime_agree_on_real_images(tmp_path, tiles):
     from core.questions import ANSWERS
 
     torch.manual_seed(0)
-    cfg = ModelConfig(n_answers=len(ANSWERS))
+    cfg = ModelConfig(n_answers=len(ANSWERS), frozen_blocks=frozen_blocks)
     model = RsSageModel(cfg).eval()
     kb = KnowledgeBase.load(user_dir=False)
     ckpt = tmp_path / "model.pt"

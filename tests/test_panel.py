@@ -261,3 +261,17 @@ def test_estimate_matches_the_tiles_classified(dock, qgis_iface):
     skipped = 9 - out.featureCount()  # the corner tile is under half data and is skipped
     assert out.featureCount() == 8 and skipped == 1
     assert "1 mostly-nodata tiles skipped" in messages(qgis_iface, Qgis.Success)
+
+
+def test_answer_annotation_frame_grows_with_the_text():
+    """A fixed frame clipped long evidence on the map; the frame now fits the wrapped text."""
+    from qgis.PyQt.QtGui import QTextDocument
+
+    def frame(text):
+        doc = QTextDocument()
+        doc.setPlainText(text)
+        return result_layers.annotation_frame(doc)
+
+    short, long_ = frame("Yes (0.91)"), frame("Yes (0.91): harbour scene; " + "boats, piers, water; " * 12)
+    assert short.width() == long_.width() == result_layers.ANNOTATION_WIDTH_MM
+    assert 8 <= short.height() < long_.height() <= 80

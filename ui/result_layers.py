@@ -109,6 +109,17 @@ def log_answer(layer: QgsVectorLayer, geometry: QgsGeometry, question: str, answ
     return f
 
 
+ANNOTATION_WIDTH_MM = 70.0
+_PX_PER_MM = 96 / 25.4  # QTextDocument lays out in logical pixels at 96 dpi
+
+
+def annotation_frame(doc, width_mm: float = ANNOTATION_WIDTH_MM, max_height_mm: float = 80.0) -> QSizeF:
+    """Frame that fits the wrapped answer: a fixed frame clipped long evidence lines."""
+    doc.setTextWidth(width_mm * _PX_PER_MM)
+    height = doc.size().height() / _PX_PER_MM + 2.0
+    return QSizeF(width_mm, min(max(height, 8.0), max_height_mm))
+
+
 def annotate(geometry: QgsGeometry, crs, text: str, project: QgsProject | None = None):
     """A text annotation at the region's centre, kept in the project's annotation manager."""
     from qgis.core import QgsTextAnnotation
@@ -121,6 +132,6 @@ def annotate(geometry: QgsGeometry, crs, text: str, project: QgsProject | None =
     ann.setDocument(doc)
     ann.setMapPosition(geometry.centroid().asPoint())
     ann.setMapPositionCrs(crs)
-    ann.setFrameSizeMm(QSizeF(60, 14))
+    ann.setFrameSizeMm(annotation_frame(doc))
     project.annotationManager().addAnnotation(ann)
     return ann

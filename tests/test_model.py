@@ -1,0 +1,45 @@
+"""Backbone split and training-cache guards (no shipped model or shared data needed)."""
+
+import json
+
+import pytest
+import torch
+
+from core.backbone import stem_blocks
+from core.errors import RsSageError
+from core.model import Encoder, ModelConfig
+from core.prepare import stem_settings
+from core.training import TrainConfig, check_cache, default_cache
+
+
+def test_where_the_stem_is_cut_does_not_move_the_levels():
+    """Training stage 3 must not change what the fine, object and scene maps are."""
+    torch.manual_seed(0)
+    shipped, deeper = Encoder(ModelConfig()).eval(), Encoder(ModelConfig(frozen_blocks=3)).eval()
+    x = torch.rand(2, 3, 160, 160) * 2 - 1
+    with torch.inference_mode():
+        a = shipped.top(shipped.stem(x))
+        b = deeper.top(deeper.stem(x))
+    assert [t.shape[1:] for t in b] == [(40, 20, 20), (112, 10, 10), (1280, 5, 5)]
+    for u, v in zip(a, b, strict=True):
+        assert torch.equal(u, v)
+    assert deeper.stem(x).shape[1:] == (24, 40, 40)
+    assert not any(p.requires_grad for p in deeper.stem.parameters())
+    extra = sum(p.numel() for p in deeper.top.parameters()) - sum(p.numel() for p in shipped.top.parameters())
+    assert extra > 0  # stage 3 moved from the frozen stem into the trained top
+
+
+@pytest.mark.parametrize("bad", [0, 6, 99])
+def test_stem_cut_past_the_fine_level_is_refused(bad):
+    with pytest.raises(ValueError, match="frozen_blocks"):
+        stem_blocks("efficientnet-lite0", bad)
+
+
+def test_training_refuses_a_cache_made_with_another_cut(tmp_path):
+    tc = TrainConfig(frozen_blocks=3)
+    (tmp_path / "stem.json").write_text(json.dumps(stem_settings("efficientnet-lite0", 160, None)))
+    with pytest.raises(RsSageError, match="another --cache"):
+        check_cache(tmp_path, tc, "efficientnet-lite0")
+    (tmp_path / "stem.json").write_text(json.dumps(stem_settings("efficientnet-lite0", 160, 3)))
+    check_cache(tmp_path, tc, "efficientnet-lite0")
+    assert default_cache(160, 3) != default_cache(160) != default_cache(192)

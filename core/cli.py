@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = add("eval", _eval, "evaluate on the RSICD test split of AID")
     ev.add_argument("--model-dir", default=None)
     ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--checkpoint", default=".checkpoints/full/model.pt",
+                    help="torch checkpoint of the shipped model, for the torch-vs-onnxruntime check "
+                         "('' to skip; skipped with a note when the file is missing)")
     ev.add_argument("--out", default="docs/results.md")
     ev.add_argument("--ablations", action="store_true",
                     help="also (re)train and test the ablation variants (slow; resumes)")

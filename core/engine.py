@@ -19,6 +19,11 @@ from .paths import MODEL_DIR
 from .question_parse import parse_question
 
 BATCH = 64
+# Views averaged per image: overhead imagery has no "up", so the model is asked about rotated
+# copies and its class probabilities (and answer probabilities) are averaged. Four rotations
+# were chosen on validation images (scripts/tta_val.py); 1 view is the fast path.
+VIEW_SETS = {1: (0,), 2: (0, 4), 4: (0, 1, 2, 3), 8: tuple(range(8))}
+DEFAULT_VIEWS = 4
 
 
 @dataclass
@@ -84,9 +89,18 @@ def as_batch(images) -> list[np.ndarray]:
     return out
 
 
+def dihedral(batch: np.ndarray, k: int) -> np.ndarray:
+    """View k of an NCHW batch: rotation by k*90 degrees, mirrored for k >= 4."""
+    out = np.rot90(batch, k % 4, axes=(2, 3))
+    return np.ascontiguousarray(out[..., ::-1] if k >= 4 else out)
+
+
 class Engine:
-    def __init__(self, encoder, experts, kb, text_encoder):
+    def __init__(self, encoder, experts, kb, text_encoder, views: int = DEFAULT_VIEWS):
+        if views not in VIEW_SETS:
+            raise RsSageError(f"views must be one of {sorted(VIEW_SETS)}, got {views}")
         self.encoder, self.experts, self.kb, self.text = encoder, experts, kb, text_encoder
+        self.views = views
         self.meta = _metadata(experts)
         enc_meta = _metadata(encoder)
         self.input_size = int(enc_meta["input_size"])
@@ -103,7 +117,7 @@ class Engine:
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, kb_dir=None, user_kb=None,
-             providers: list[str] | None = None) -> Engine:
+             providers: list[str] | None = None, views: int = DEFAULT_VIEWS) -> Engine:
         import onnxruntime as ort
 
         from .knowledge import KnowledgeBase
@@ -129,7 +143,7 @@ class Engine:
                 f"The model was trained with knowledge base {str(expected)[:12]} but "
                 f"{kb.checksum[:12]} is installed; reinstall the plugin's resources together."
             )
-        return cls(sessions[0], sessions[1], kb, shared_encoder())
+        return cls(sessions[0], sessions[1], kb, shared_encoder(), views)
 
     @property
     def device(self) -> str:
@@ -150,11 +164,13 @@ class Engine:
         return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
 
     def encode_images(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens [B,V,3,T,d] and queries [B,V,3,d] for the engine's V views of each image."""
         toks, qs = [], []
         for i in range(0, len(images), BATCH):
-            t, q = self.encoder.run(None, {"image": self._preprocess(images[i:i + BATCH])})
-            toks.append(t)
-            qs.append(q)
+            x = self._preprocess(images[i:i + BATCH])
+            outs = [self.encoder.run(None, {"image": dihedral(x, k)}) for k in VIEW_SETS[self.views]]
+            toks.append(np.stack([t for t, _ in outs], 1))
+            qs.append(np.stack([q for _, q in outs], 1))
         return np.concatenate(toks), np.concatenate(qs)
 
     def _retrieve(self, queries: np.ndarray, u: np.ndarray):
@@ -167,6 +183,13 @@ class Engine:
         return rows, scores, cues.astype(np.float32)
 
     def _run_experts(self, tokens, queries, u):
+        """Experts on every view: emb [B,V,d], logits [B,V,A], router [B,V,3]; the cues
+        (rows, scores [B,3,k]) are those of the first, unrotated view, which the user sees."""
+        if tokens.ndim == 4:  # one view, as encoded by a caller of the encoder itself
+            tokens, queries = tokens[:, None], queries[:, None]
+        b, v = tokens.shape[:2]
+        tokens, queries = tokens.reshape(b * v, *tokens.shape[2:]), queries.reshape(b * v, *queries.shape[2:])
+        u = np.repeat(u, v, 0)
         rows, scores, cues = self._retrieve(queries, u)
         emb, logits, router = [], [], []
         for i in range(0, len(tokens), BATCH):
@@ -176,7 +199,9 @@ class Engine:
             emb.append(e)
             logits.append(lg)
             router.append(r)
-        return np.concatenate(emb), np.concatenate(logits), np.concatenate(router), rows, scores
+        per_view = [np.concatenate(x).reshape(b, v, -1) for x in (emb, logits, router)]
+        return (*per_view, rows.reshape(b, v, *rows.shape[1:])[:, 0],
+                scores.reshape(b, v, *scores.shape[1:])[:, 0])
 
     def _cues(self, rows, scores, n: int = 5) -> dict[str, list[Cue]]:
         return {lv: [Cue(self.kb.entries[r].name, round(float(s), 4))
@@ -219,7 +244,8 @@ class Engine:
     def classify_encoded(self, tokens, queries, labels, top_k=5) -> list[ClassifyResult]:
         u = np.repeat(self._default_question()[None], len(tokens), 0)
         emb, _, router, rows, scores = self._run_experts(tokens, queries, u)
-        probs = _softmax(self.logit_scale * emb @ self.label_embeddings(labels).T)
+        probs = _softmax(self.logit_scale * emb @ self.label_embeddings(labels).T).mean(1)
+        router = router.mean(1)
         out = []
         for i, p in enumerate(probs):
             order = np.argsort(-p)[: max(1, min(top_k, len(labels)))]
@@ -243,6 +269,7 @@ class Engine:
         scenes = self.classify_encoded(tokens, queries, labels, 3)
         u = np.repeat(self.text.encode([parsed.text]), len(tokens), 0)
         _, logits, router, rows, scores = self._run_experts(tokens, queries, u)
+        router = router.mean(1)
         out = []
         for i in range(len(tokens)):
             cues = self._cues(rows[i], scores[i])
@@ -254,7 +281,7 @@ class Engine:
                 alts = scene.top
             else:
                 allowed = [self.answers.index(a) for a in TYPE_ANSWERS[parsed.type]]
-                p = _softmax(logits[i, allowed])
+                p = _softmax(logits[i][:, allowed]).mean(0)
                 order = np.argsort(-p)
                 answer, conf = self.answers[allowed[order[0]]], float(p[order[0]])
                 alts = [(self.answers[allowed[j]], round(float(p[j]), 4)) for j in order[:3]]

@@ -69,7 +69,7 @@ def retrieval_recall(engine, tokens, queries, samples, k: int = 8) -> dict:
     from .textproc import tokens as words
 
     u = np.repeat(engine._default_question()[None], len(tokens), 0)
-    rows, _, _ = engine._retrieve(queries, u)
+    rows, _, _ = engine._retrieve(queries[:, 0], u)  # the unrotated view, as shown to users
     rows = rows[:, :, :k]
     out = {}
     for j, level in enumerate(engine.levels):
@@ -129,7 +129,40 @@ def machine_description(device: str) -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, onnxruntime on {device}"
 
 
-def evaluate(model_dir=None, limit=None) -> dict:
+def torch_agreement(engine, images, samples, checkpoint: Path) -> dict:
+    """Top-1 of the torch checkpoint the ONNX files came from, on the same images and views."""
+    import torch
+
+    from .engine import VIEW_SETS, dihedral
+    from .export import load_checkpoint
+    from .model import KB_LEVELS, retrieve_torch
+
+    if not checkpoint.is_file():
+        return {"checkpoint": str(checkpoint), "skipped": "checkpoint not found"}
+    model, _ = load_checkpoint(checkpoint)
+    cfg = model.cfg
+    kb = engine.kb
+    kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
+    labels = torch.from_numpy(engine.label_embeddings(DEFAULT_LABELS))
+    u0 = torch.from_numpy(engine._default_question())
+    pred = []
+    with torch.inference_mode():
+        for i in range(0, len(images), 64):
+            batch = engine._preprocess(images[i:i + 64])
+            u = u0.expand(len(batch), -1)
+            probs = 0
+            for k in VIEW_SETS[engine.views]:
+                tokens, queries = model.encoder(torch.from_numpy(dihedral(batch, k)) / 127.5 - 1.0)
+                cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
+                emb, _, _ = model.experts(tokens, cues, scores, u)
+                probs = probs + (engine.logit_scale * emb @ labels.T).softmax(-1)
+            pred += probs.argmax(1).tolist()
+    truth = np.array([s.label_index for s in samples])
+    return {"checkpoint": str(checkpoint), "views": engine.views,
+            "torch_top1": float((np.array(pred) == truth).mean())}
+
+
+def evaluate(model_dir=None, limit=None, checkpoint: Path | None = None) -> dict:
     from .engine import Engine
 
     engine = Engine.load(model_dir, user_kb=False)
@@ -143,7 +176,11 @@ def evaluate(model_dir=None, limit=None) -> dict:
         "classification": classification_metrics(engine, tokens, queries, samples),
         "vqa": vqa_metrics(engine, tokens, queries, samples),
         "retrieval": retrieval_recall(engine, tokens, queries, samples),
+        "views": engine.views,
     }
+    if checkpoint is not None:
+        res["torch_check"] = torch_agreement(engine, images, samples, checkpoint)
+        res["torch_check"]["onnx_top1"] = res["classification"]["top1"]
     res["seconds"] = round(time.time() - t0, 1)
     return res
 
@@ -169,7 +206,7 @@ def run_eval(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = out.with_suffix(".json")
     previous = main_json(raw)
-    res = evaluate(args.model_dir, args.limit)
+    res = evaluate(args.model_dir, args.limit, Path(args.checkpoint) if args.checkpoint else None)
     if args.ablations:
         res["ablations"] = run_ablations()
     elif "ablations" in previous:  # keep the last ablation run's table; say when it ran
@@ -183,5 +220,7 @@ def run_eval(args: argparse.Namespace) -> int:
     print(f"test top-1 {c['top1']:.4f}  top-5 {c['top5']:.4f}  (n={c['n']})")
     print("VQA " + "  ".join(f"{t} {a:.4f}" for t, a in v["per_type"].items()) + f"  average {v['average']:.4f}")
     print("retrieval recall@8 " + "  ".join(f"{lv} {r['recall_at_8']:.3f}" for lv, r in res["retrieval"].items()))
+    if "torch_check" in res and "torch_top1" in res["torch_check"]:
+        print(f"torch checkpoint top-1 {res['torch_check']['torch_top1']:.4f} (onnxruntime {c['top1']:.4f})")
     print(f"wrote {out}, {raw}, {out.parent / 'confusion.png'}")
     return 0

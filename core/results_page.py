@@ -24,7 +24,13 @@ def write_results(res: dict, path: Path) -> None:
     lines.append(f"| VQA average over types | {v['average'] * 100:.2f} % |")
     for lv, d in r.items():
         lines.append(f"| retrieval recall@8, {lv} level ({d['images']} images) | {d['recall_at_8'] * 100:.2f} % |")
-    lines += ["", "## Per-class accuracy (top-1)", "", "| class | accuracy |", "|---|---|"]
+    tc = res.get("torch_check", {})
+    if "torch_top1" in tc:
+        lines.append(f"| torch checkpoint `{tc['checkpoint']}`, same images and views | "
+                     f"{tc['torch_top1'] * 100:.2f} % (onnxruntime {c['top1'] * 100:.2f} %) |")
+    lines += ["", f"Views averaged per image: {res.get('views', 1)} (rotations; `core.engine.VIEW_SETS`, "
+              "chosen on validation images with `scripts/tta_val.py`).", ""]
+    lines += ["## Per-class accuracy (top-1)", "", "| class | accuracy |", "|---|---|"]
     for name, acc in sorted(c["per_class"].items(), key=lambda kv: kv[1]):
         lines.append(f"| {name} | {acc * 100:.1f} % |")
     lines += ["", "Confusion matrix: ![confusion matrix](confusion.png)", ""]
@@ -36,8 +42,8 @@ def write_results(res: dict, path: Path) -> None:
                   f"Every variant below was retrained from the same cache with the same seed ({ab['seed']}) "
                   f"and the same budget: {ab['epochs']} epochs (the shipped model has 10; the `full` row is "
                   "the shipped architecture retrained at this budget, so rows compare like with like). "
-                  "Tested on the RSICD test split with the torch models on the cached test features "
-                  "(`python -m core eval --ablations`). Scene deltas are against `full`.", "",
+                  "Tested on the RSICD test split with the torch models on the cached test features, "
+                  "one view per image (`python -m core eval --ablations`). Scene deltas are against `full`.", "",
                   *ablation_table(ab), ""]
     extra = path.parent / "results_notes.md"
     if extra.is_file():

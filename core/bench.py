@@ -73,7 +73,8 @@ def run_bench(args: argparse.Namespace) -> int:
         for key in ("labeller", "labeller_20k"):
             if key in res:
                 lb = res[key]
-                print(f"{key}: {lb['raster_px']}x{lb['raster_px']} px, {lb['tiles']} tiles of {lb['tile_px']} px "
+                print(f"{key} ({lb.get('views', 1)} views): {lb['raster_px']}x{lb['raster_px']} px, "
+                      f"{lb['tiles']} tiles of {lb['tile_px']} px "
                       f"in {lb['seconds']} s = {lb['tiles_per_s']} tiles/s, peak RSS {lb['peak_rss_mb']} MB")
                 if "torch_eager" in lb:
                     te = lb["torch_eager"]
@@ -81,8 +82,10 @@ def run_bench(args: argparse.Namespace) -> int:
                           f"-> onnxruntime streaming is {te['onnx_speedup']}x faster ({te['weights']})")
         if "engine" in res:
             e = res["engine"]
-            print(f"engine classify: {e['tiles']} tiles of {e['tile_px']} px in {e['seconds']} s = "
-                  f"{e['tiles_per_s']} tiles/s on {e['device']}")
+            for key, v in e.items():
+                if key.startswith("views_"):
+                    print(f"engine classify, {key[6:]} view(s): {e['tiles']} tiles of {e['tile_px']} px in "
+                          f"{v['seconds']} s = {v['tiles_per_s']} tiles/s on {e['device']}")
     return 0
 
 
@@ -121,7 +124,7 @@ engine = Engine.load(user_kb=False)
 res = label_raster(LabelParams(raster=raster, out_gpkg=tmp + "/out.gpkg", out_tif=tmp + "/out.tif",
                                gsd=2.0, tile=tile), engine=engine)
 print(json.dumps({"tiles": res.labelled, "seconds": round(res.seconds, 2),
-                  "tiles_per_s": round(res.tiles_per_s, 1), "device": res.device,
+                  "tiles_per_s": round(res.tiles_per_s, 1), "device": res.device, "views": engine.views,
                   "peak_rss_mb": peak_rss_mb()}))
 """
 

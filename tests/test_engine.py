@@ -185,3 +185,23 @@ def test_unseen_label_lists_map_synonyms_sensibly(engine, shared_data):
     results = engine.classify([load_rgb(image_path(s)) for s in picked], labels=list(SYNONYM_LABELS))
     hits = [r.label == truth_of[s.label] for r, s in zip(results, picked, strict=True)]
     assert np.mean(hits) >= 0.8, [(s.label, r.label) for r, s in zip(results, picked, strict=True)]
+
+
+def test_four_view_averaging_makes_answers_rotation_invariant(engine, tiles):
+    """The default engine averages 4 rotations, so a rotated tile must get the same scores, up to
+    the uint8 rounding of resizing (one view differs by up to 0.57 on these tiles)."""
+    assert engine.views == 4
+    for tile in tiles:
+        a, b = engine.classify(tile, top_k=30)[0], engine.classify(np.rot90(tile).copy(), top_k=30)[0]
+        assert a.label == b.label
+        sa, sb = dict(a.top), dict(b.top)
+        assert max(abs(sa[k] - sb[k]) for k in sa) < 0.01
+
+
+def test_view_count_is_checked_and_one_view_is_the_fast_path(tiles):
+    with pytest.raises(RsSageError, match="views must be one of"):
+        Engine.load(user_kb=False, views=3)
+    fast = Engine.load(user_kb=False, views=1)
+    tokens, queries = fast.encode_images(tiles[:2])
+    assert tokens.shape[:2] == (2, 1) and queries.shape[:3] == (2, 1, 3)
+    assert len(fast.classify(tiles[:2])) == 2

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from .engine import DEFAULT_VIEWS, VIEW_SETS
 from .errors import RsSageError
 
 
@@ -74,8 +75,10 @@ def _label(args: argparse.Namespace) -> int:
             last[0] = pct
             print(f"  {pct:5.1f} %", file=sys.stderr, flush=True)
 
-    res = label_raster(params, progress=progress)
-    print(json.dumps({"tiles": res.tiles, "labelled": res.labelled,
+    from .engine import Engine
+
+    res = label_raster(params, engine=Engine.load(views=args.views), progress=progress)
+    print(json.dumps({"tiles": res.tiles, "labelled": res.labelled, "views": args.views,
                       "skipped_nodata": res.skipped_nodata, "skipped_mask": res.skipped_mask,
                       "gsd_m": round(res.gsd, 3), "seconds": round(res.seconds, 2),
                       "tiles_per_s": round(res.tiles_per_s, 1), "device": res.device,
@@ -149,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--mask", default=None, help="polygon file: label only tiles touching it")
     lb.add_argument("--bands", type=int, nargs=3, default=None, help="R G B band numbers")
     lb.add_argument("--max-tiles", type=int, default=None)
+    lb.add_argument("--views", type=int, choices=sorted(VIEW_SETS), default=DEFAULT_VIEWS,
+                    help="rotated views averaged per tile (1 is about 4x faster than the default 4)")
 
     kb = add("kb", _kb, "build, search and extend the knowledge base")
     kbs = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND", required=True)

@@ -138,12 +138,15 @@ def test_bad_parameters_give_clear_errors(engine, tmp_path, kwargs, message):
     assert not (tmp_path / "x.gpkg").exists()
 
 
-def test_label_cli(tmp_path):
+@pytest.mark.parametrize("views", [None, "1"])
+def test_label_cli(tmp_path, views):
     proc = subprocess.run([sys.executable, "-m", "core", "label", str(FIXTURES / "landsat_clip.tif"),
                            "--out", str(tmp_path / "l.gpkg"), "--tif", str(tmp_path / "l.tif"),
-                           "--gsd", "30", "--tile", "128", "--bands", "3", "2", "1"],
+                           "--gsd", "30", "--tile", "128", "--bands", "3", "2", "1",
+                           *(["--views", views] if views else [])],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["labelled"] == 4 and out["outputs"]["gpkg"].endswith("l.gpkg")
+    assert out["views"] == (int(views) if views else 4)
     assert (tmp_path / "l.tif").is_file()

@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = add("eval", _eval, "evaluate on the RSICD test split of AID")
     ev.add_argument("--model-dir", default=None)
     ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--views", type=int, choices=sorted(VIEW_SETS), default=DEFAULT_VIEWS,
+                    help="rotated views averaged per image (the shipped engine uses the default)")
     ev.add_argument("--checkpoint", default=".checkpoints/full/model.pt",
                     help="torch checkpoint of the shipped model, for the torch-vs-onnxruntime check "
                          "('' to skip; skipped with a note when the file is missing)")

@@ -162,10 +162,10 @@ def torch_agreement(engine, images, samples, checkpoint: Path) -> dict:
             "torch_top1": float((np.array(pred) == truth).mean())}
 
 
-def evaluate(model_dir=None, limit=None, checkpoint: Path | None = None) -> dict:
-    from .engine import Engine
+def evaluate(model_dir=None, limit=None, checkpoint: Path | None = None, views: int | None = None) -> dict:
+    from .engine import DEFAULT_VIEWS, Engine
 
-    engine = Engine.load(model_dir, user_kb=False)
+    engine = Engine.load(model_dir, user_kb=False, views=views or DEFAULT_VIEWS)
     t0 = time.time()
     samples, images = load_test_images(limit)
     tokens, queries = engine.encode_images(images)
@@ -206,7 +206,8 @@ def run_eval(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = out.with_suffix(".json")
     previous = main_json(raw)
-    res = evaluate(args.model_dir, args.limit, Path(args.checkpoint) if args.checkpoint else None)
+    res = evaluate(args.model_dir, args.limit, Path(args.checkpoint) if args.checkpoint else None,
+                   getattr(args, "views", None))
     if args.ablations:
         res["ablations"] = run_ablations()
     elif "ablations" in previous:  # keep the last ablation run's table; say when it ran

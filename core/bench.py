@@ -169,49 +169,33 @@ def bench_eager(raster: str, engine, tile: int, n: int, ort_tiles_per_s: float) 
     """The same model in PyTorch eager on the same tiles (read, resize, encode, retrieve, experts)."""
     import torch
 
-    from .engine import VIEW_SETS, dihedral
-    from .model import KB_LEVELS, ModelConfig, RsSageModel, retrieve_torch
+    from .evaluate import torch_scene_probs
+    from .export import load_checkpoint
+    from .model import ModelConfig, RsSageModel
     from .paths import PROJECT_ROOT
     from .raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
 
     ckpt = PROJECT_ROOT / ".checkpoints" / "full" / "model.pt"
     if ckpt.is_file():
-        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model = RsSageModel(ModelConfig.from_dict(ck["config"]), pretrained=False)
-        model.load_state_dict(ck["model"])
+        model, _ = load_checkpoint(ckpt)
         weights = "trained checkpoint"
     else:  # speed does not depend on the weights; say which were used
-        model = RsSageModel(ModelConfig(**{**engine.meta["config"], "levels": tuple(engine.meta["config"]["levels"])}))
+        model = RsSageModel(ModelConfig.from_dict(engine.meta["config"])).eval()
         weights = "architecture of the shipped model, ImageNet backbone (no checkpoint here)"
-    model.eval()
     torch.set_num_threads(2)
     ds = open_raster(raster)
     bands = default_rgb_bands(ds)
     st = percentile_stretch(ds, bands)
-    kb = engine.kb
-    kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
-    labels = torch.from_numpy(engine.label_embeddings(engine.default_labels))
-    u = torch.from_numpy(engine._default_question()).expand(32, -1)
-    cfg = model.cfg
     t = time.perf_counter()
     done = 0
-    with torch.inference_mode():
-        while done < n:
-            tiles = []
-            for i in range(done, min(done + 32, n)):
-                x, y = (i * tile) % (ds.RasterXSize - tile), ((i * tile) // (ds.RasterXSize - tile)) * tile
-                rgb, _ = read_rgb(ds, bands, x, y, tile, tile, tile, tile, st)
-                tiles.append(rgb)
-            batch = engine._preprocess(tiles)
-            uu = u[: len(tiles)]
-            probs = 0
-            for k in VIEW_SETS[engine.views]:  # the same views the engine averages
-                tokens, queries = model.encoder(torch.from_numpy(dihedral(batch, k)) / 127.5 - 1.0)
-                cues, scores = retrieve_torch(kb_emb, queries, uu, cfg.top_k, cfg.question_weight)
-                emb, _, _ = model.experts(tokens, cues, scores, uu)
-                probs = probs + (engine.logit_scale * emb @ labels.T).softmax(-1)
-            probs.argmax(1)
-            done += len(tiles)
+    while done < n:
+        tiles = []
+        for i in range(done, min(done + 32, n)):
+            x, y = (i * tile) % (ds.RasterXSize - tile), ((i * tile) // (ds.RasterXSize - tile)) * tile
+            rgb, _ = read_rgb(ds, bands, x, y, tile, tile, tile, tile, st)
+            tiles.append(rgb)
+        torch_scene_probs(model, engine, engine._preprocess(tiles), engine.default_labels).argmax(1)
+        done += len(tiles)
     dt = time.perf_counter() - t
     return {"tiles": n, "views": engine.views, "seconds": round(dt, 2), "tiles_per_s": round(n / dt, 1),
             "weights": weights,

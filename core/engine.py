@@ -185,8 +185,6 @@ class Engine:
     def _run_experts(self, tokens, queries, u):
         """Experts on every view: emb [B,V,d], logits [B,V,A], router [B,V,3]; the cues
         (rows, scores [B,3,k]) are those of the first, unrotated view, which the user sees."""
-        if tokens.ndim == 4:  # one view, as encoded by a caller of the encoder itself
-            tokens, queries = tokens[:, None], queries[:, None]
         b, v = tokens.shape[:2]
         tokens, queries = tokens.reshape(b * v, *tokens.shape[2:]), queries.reshape(b * v, *queries.shape[2:])
         u = np.repeat(u, v, 0)

@@ -129,34 +129,40 @@ def machine_description(device: str) -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, onnxruntime on {device}"
 
 
-def torch_agreement(engine, images, samples, checkpoint: Path) -> dict:
-    """Top-1 of the torch checkpoint the ONNX files came from, on the same images and views."""
+def torch_scene_probs(model, engine, batch, labels: list[str]):
+    """Class probabilities of a torch model for a preprocessed NCHW batch, averaged over the
+    engine's views exactly as the engine does: the reference that ONNX speed and agreement
+    are measured against."""
     import torch
 
     from .engine import VIEW_SETS, dihedral
-    from .export import load_checkpoint
     from .model import KB_LEVELS, retrieve_torch
+
+    kb, cfg = engine.kb, model.cfg
+    kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
+    label_emb = torch.from_numpy(engine.label_embeddings(labels))
+    u = torch.from_numpy(engine._default_question()).expand(len(batch), -1)
+    probs = 0
+    with torch.inference_mode():
+        for k in VIEW_SETS[engine.views]:
+            tokens, queries = model.encoder(torch.from_numpy(dihedral(batch, k)) / 127.5 - 1.0)
+            cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
+            emb, _, _ = model.experts(tokens, cues, scores, u)
+            probs = probs + (engine.logit_scale * emb @ label_emb.T).softmax(-1)
+    return probs / len(VIEW_SETS[engine.views])
+
+
+def torch_agreement(engine, images, samples, checkpoint: Path) -> dict:
+    """Top-1 of the torch checkpoint the ONNX files came from, on the same images and views."""
+    from .export import load_checkpoint
 
     if not checkpoint.is_file():
         return {"checkpoint": str(checkpoint), "skipped": "checkpoint not found"}
     model, _ = load_checkpoint(checkpoint)
-    cfg = model.cfg
-    kb = engine.kb
-    kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
-    labels = torch.from_numpy(engine.label_embeddings(DEFAULT_LABELS))
-    u0 = torch.from_numpy(engine._default_question())
     pred = []
-    with torch.inference_mode():
-        for i in range(0, len(images), 64):
-            batch = engine._preprocess(images[i:i + 64])
-            u = u0.expand(len(batch), -1)
-            probs = 0
-            for k in VIEW_SETS[engine.views]:
-                tokens, queries = model.encoder(torch.from_numpy(dihedral(batch, k)) / 127.5 - 1.0)
-                cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
-                emb, _, _ = model.experts(tokens, cues, scores, u)
-                probs = probs + (engine.logit_scale * emb @ labels.T).softmax(-1)
-            pred += probs.argmax(1).tolist()
+    for i in range(0, len(images), 64):
+        pred += torch_scene_probs(model, engine, engine._preprocess(images[i:i + 64]),
+                                  DEFAULT_LABELS).argmax(1).tolist()
     truth = np.array([s.label_index for s in samples])
     return {"checkpoint": str(checkpoint), "views": engine.views,
             "torch_top1": float((np.array(pred) == truth).mean())}

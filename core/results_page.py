@@ -28,8 +28,8 @@ def write_results(res: dict, path: Path) -> None:
     if "torch_top1" in tc:
         lines.append(f"| torch checkpoint `{tc['checkpoint']}`, same images and views | "
                      f"{tc['torch_top1'] * 100:.2f} % (onnxruntime {c['top1'] * 100:.2f} %) |")
-    lines += ["", f"Views averaged per image: {res.get('views', 1)} (rotations; `core.engine.VIEW_SETS`, "
-              "chosen on validation images with `scripts/tta_val.py`).", ""]
+    lines += ["", f"Views averaged per image: {res.get('views', 1)} (rotations, then mirrored rotations; "
+              "`core.engine.VIEW_SETS`, chosen on validation images with `scripts/tta_val.py`).", ""]
     lines += ["## Per-class accuracy (top-1)", "", "| class | accuracy |", "|---|---|"]
     for name, acc in sorted(c["per_class"].items(), key=lambda kv: kv[1]):
         lines.append(f"| {name} | {acc * 100:.1f} % |")

@@ -65,9 +65,14 @@ def _label(args: argparse.Namespace) -> int:
         from .predict_cli import _labels
 
         labels = _labels(args)
+    nodata = None
+    if args.nodata is not None:  # like gdal_translate -a_nodata: the value in every band
+        from .raster import open_raster
+
+        nodata = {b: [(args.nodata, args.nodata)] for b in range(1, open_raster(args.raster).RasterCount + 1)}
     params = LabelParams(raster=args.raster, out_gpkg=args.out, out_tif=args.tif, labels=labels,
                          gsd=args.gsd, tile=args.tile, stride=args.stride, mask=args.mask,
-                         bands=args.bands, max_tiles=args.max_tiles)
+                         bands=args.bands, max_tiles=args.max_tiles, nodata=nodata)
     last = [-10.0]
 
     def progress(pct: float) -> None:
@@ -82,6 +87,7 @@ def _label(args: argparse.Namespace) -> int:
                       "skipped_nodata": res.skipped_nodata, "skipped_mask": res.skipped_mask,
                       "gsd_m": round(res.gsd, 3), "seconds": round(res.seconds, 2),
                       "tiles_per_s": round(res.tiles_per_s, 1), "device": res.device,
+                      "nodata": res.nodata_rule, "stretch": res.stretch,
                       "outputs": res.outputs, "summary": res.summary}, indent=2))
     return 0
 
@@ -152,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--mask", default=None, help="polygon file: label only tiles touching it")
     lb.add_argument("--bands", type=int, nargs=3, default=None, help="R G B band numbers")
     lb.add_argument("--max-tiles", type=int, default=None)
+    lb.add_argument("--nodata", type=float, default=None,
+                    help="extra nodata value in every band (the file's own nodata, NaN, the mask band and "
+                         "a fill collar found along the border are always skipped)")
     lb.add_argument("--views", type=int, choices=sorted(VIEW_SETS), default=DEFAULT_VIEWS,
                     help="rotated views averaged per tile (1 is about 4x faster than the default 4)")
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RsSageError
-from .raster import Stretch, default_rgb_bands, open_raster, percentile_stretch, read_valid_tile
+from .raster import Stretch, default_rgb_bands, open_raster, read_valid_tile
 from .tiling import make_grid, metres_per_unit
+from .valid_pixels import PixelRule, UserNoData, valid_stretch
 
 PALETTE = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -57,6 +58,7 @@ class LabelParams:
     bands: list[int] | None = None  # RGB band numbers; default from colour interpretation
     stretch: tuple[list[float], list[float]] | None = None  # (low, high) per band
     extent: tuple[float, float, float, float] | None = None  # xmin, ymin, xmax, ymax, raster CRS
+    nodata: UserNoData | None = None  # extra nodata ranges per band (QGIS user nodata, --nodata)
     min_valid: float = 0.5  # tiles with less valid (non-nodata) area are skipped
     batch: int = 32
     max_tiles: int | None = None  # refuse larger runs with a clear message
@@ -73,6 +75,8 @@ class LabelResult:
     summary: dict
     outputs: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
+    nodata_rule: str = ""  # what counted as nodata, in words
+    stretch: tuple[list[float], list[float]] | None = None  # (low, high) the model was fed
 
     @property
     def tiles_per_s(self) -> float:
@@ -277,8 +281,9 @@ def label_raster(params: LabelParams, engine=None,
     bands = params.bands or default_rgb_bands(ds)
     if any(b < 1 or b > ds.RasterCount for b in bands) or len(bands) != 3:
         raise RsSageError(f"Bands {bands} are not three bands of this {ds.RasterCount}-band raster.")
-    stretch = (Stretch(np.array(params.stretch[0], np.float32), np.array(params.stretch[1], np.float32))
-               if params.stretch else percentile_stretch(ds, bands))
+    stretch, rule = valid_stretch(ds, bands, params.nodata)
+    if params.stretch:  # the caller's own (a hand-set QGIS min/max); validity stays the rule's
+        stretch = Stretch(np.array(params.stretch[0], np.float32), np.array(params.stretch[1], np.float32))
     mask = _mask_geometry(params.mask, srs) if params.mask else None
     for out in (params.out_gpkg, params.out_tif):
         if out and not Path(out).parent.exists():
@@ -304,7 +309,7 @@ def label_raster(params: LabelParams, engine=None,
                     if not mask.intersects(bx):
                         skipped["mask"] += 1
                         continue
-                rgb = read_valid_tile(ds, bands, x, y, size, params.tile, stretch, params.min_valid)
+                rgb = read_valid_tile(ds, bands, x, y, size, params.tile, stretch, params.min_valid, rule)
                 if rgb is None:
                     skipped["nodata"] += 1
                     continue
@@ -352,6 +357,8 @@ def label_raster(params: LabelParams, engine=None,
         wt.join()
         if errors:
             raise errors[0]
+        if done == 0:
+            raise RsSageError(why_nothing_labelled(grid, skipped, params, gsd, native_gsd(ds, gt, srs), rule))
         keep = True
     finally:
         stop.set()
@@ -373,4 +380,32 @@ def label_raster(params: LabelParams, engine=None,
     outputs["summary"] = summary_path
     return LabelResult(tiles=grid.count, labelled=done, skipped_nodata=skipped["nodata"],
                        skipped_mask=skipped["mask"], seconds=time.perf_counter() - t0, gsd=gsd,
-                       summary=summary, outputs=outputs, device=engine.device)
+                       summary=summary, outputs=outputs, device=engine.device,
+                       nodata_rule=rule.describe(),
+                       stretch=([float(v) for v in stretch.low], [float(v) for v in stretch.high]))
+
+
+def native_gsd(ds, gt, srs) -> float:
+    """Metres per source pixel along x at the raster's centre."""
+    mx, _ = metres_per_unit(srs, gt[3] + gt[5] * ds.RasterYSize / 2)
+    return abs(gt[1]) * mx
+
+
+def why_nothing_labelled(grid, skipped: Counter, params: LabelParams, gsd: float, native_m: float,
+                         rule: PixelRule) -> str:
+    """The real reason no tile was labelled, in the user's terms (not just "mostly nodata")."""
+    tile_m = params.tile * gsd
+    w_m, h_m = grid.width * native_m, grid.height * native_m
+    if grid.count == 1 and w_m * h_m < params.min_valid * tile_m * tile_m:
+        what = "extent" if params.extent else "layer"
+        return (f"The {what} ({_metres(w_m)} x {_metres(h_m)}) is smaller than one {params.tile} px tile "
+                f"at {gsd:g} m/px ({_metres(tile_m)} across); its native scale is {native_m:.3g} m/px. "
+                f"Use a finer scale or a smaller tile size.")
+    if skipped["mask"] and not skipped["nodata"]:
+        return f"None of the {grid.count} tiles touches the mask polygons."
+    return (f"No tile was classified: all {skipped['nodata']} tiles{' touching the mask' if skipped['mask'] else ''} "
+            f"have under {params.min_valid:.0%} valid pixels (nodata here: {rule.describe()}).")
+
+
+def _metres(m: float) -> str:
+    return f"{m / 1000:.3g} km" if m >= 1000 else f"{m:.3g} m"

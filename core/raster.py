@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RsSageError
+from .valid_pixels import PixelRule, UserNoData, valid_stretch
 
 
 @dataclass
@@ -59,63 +60,43 @@ def default_rgb_bands(ds) -> list[int]:
 
 
 def percentile_stretch(ds, bands: list[int], low_pct: float = 2, high_pct: float = 98,
-                       max_side: int = 1024) -> Stretch:
-    """Stretch from percentiles of an overview-sized read, so 16-bit data looks as in QGIS.
-
-    The sample is read at most ``max_side`` pixels wide (GDAL averages), bounded memory.
-    """
-    scale = max(ds.RasterXSize, ds.RasterYSize) / max_side
-    bx = max(1, int(ds.RasterXSize / max(scale, 1)))
-    by = max(1, int(ds.RasterYSize / max(scale, 1)))
-    lows, highs = [], []
-    for b in bands:
-        band = ds.GetRasterBand(b)
-        if band.DataType == 1 and band.GetNoDataValue() is None:  # Byte: show as stored
-            lows.append(0.0)
-            highs.append(255.0)
-            continue
-        arr = band.ReadAsArray(buf_xsize=bx, buf_ysize=by).astype(np.float64)
-        nd = band.GetNoDataValue()
-        valid = arr[arr != nd] if nd is not None else arr.ravel()
-        valid = valid[np.isfinite(valid)]
-        if valid.size == 0:
-            lows.append(0.0)
-            highs.append(1.0)
-            continue
-        lo, hi = np.percentile(valid, [low_pct, high_pct])
-        lows.append(float(lo))
-        highs.append(float(max(hi, lo + 1e-6)))
-    return Stretch(np.array(lows, np.float32), np.array(highs, np.float32))
+                       user_nodata: UserNoData | None = None) -> Stretch:
+    """Per-band percentile stretch from the valid pixels only (see ``valid_pixels``)."""
+    return valid_stretch(ds, bands, user_nodata, low_pct, high_pct)[0]
 
 
 def read_rgb(ds, bands: list[int], xoff: int, yoff: int, xsize: int, ysize: int,
-             out_w: int, out_h: int, stretch: Stretch, resample: str = "average"
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """A window resampled by GDAL to out_w x out_h: (RGB uint8 [H,W,3], valid mask [H,W])."""
+             out_w: int, out_h: int, stretch: Stretch, resample: str = "average",
+             rule: PixelRule | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A window resampled by GDAL to out_w x out_h: (RGB uint8 [H,W,3], valid mask [H,W]).
+
+    Validity follows ``rule`` (declared nodata only when None)."""
     from osgeo import gdal
 
     alg = {"average": gdal.GRIORA_Average, "bilinear": gdal.GRIORA_Bilinear,
            "nearest": gdal.GRIORA_NearestNeighbour}[resample]
-    arrays, valid = [], np.ones((out_h, out_w), bool)
+    if rule is None:
+        rule = PixelRule(tuple(bands), tuple(ds.GetRasterBand(b).GetNoDataValue() for b in bands),
+                         fill=None, use_mask=bool(ds.GetRasterBand(bands[0]).GetMaskFlags()
+                                                  & gdal.GMF_PER_DATASET))
+    arrays = []
     for b in bands:
-        band = ds.GetRasterBand(b)
-        a = band.ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=out_w, buf_ysize=out_h,
-                             resample_alg=alg)
+        a = ds.GetRasterBand(b).ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=out_w, buf_ysize=out_h,
+                                            resample_alg=alg)
         if a is None:
             raise RsSageError(f"GDAL could not read band {b} at {xoff},{yoff} {xsize}x{ysize}")
-        nd = band.GetNoDataValue()
-        if nd is not None:
-            valid &= a != nd
         arrays.append(a)
-    mask_band = ds.GetRasterBand(bands[0]).GetMaskBand()
-    if mask_band is not None and ds.GetRasterBand(bands[0]).GetMaskFlags() & gdal.GMF_PER_DATASET:
-        m = mask_band.ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=out_w, buf_ysize=out_h)
-        valid &= m > 0
-    return stretch.apply(np.stack(arrays)), valid
+    m = None
+    if rule.use_mask:
+        m = ds.GetRasterBand(bands[0]).GetMaskBand().ReadAsArray(xoff, yoff, xsize, ysize,
+                                                                 buf_xsize=out_w, buf_ysize=out_h)
+    stack = np.stack(arrays)
+    valid = rule.valid(stack, m)
+    return stretch.apply(np.nan_to_num(stack, nan=0.0) if stack.dtype.kind == "f" else stack), valid
 
 
-def read_tile(ds, bands: list[int], x: float, y: float, size: float, tile: int, stretch: Stretch
-              ) -> tuple[np.ndarray, np.ndarray]:
+def read_tile(ds, bands: list[int], x: float, y: float, size: float, tile: int, stretch: Stretch,
+              rule: PixelRule | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A square window (source pixels, may overhang the raster) as a tile x tile RGB tile.
 
     Only the part inside the raster is read (GDAL resamples it to its share of the tile); the
@@ -135,17 +116,17 @@ def read_tile(ds, bands: list[int], x: float, y: float, size: float, tile: int, 
     xi, yi = int(round(x0)), int(round(y0))
     xs = max(1, min(int(round(x1 - x0)), ds.RasterXSize - xi))
     ys = max(1, min(int(round(y1 - y0)), ds.RasterYSize - yi))
-    part, ok = read_rgb(ds, bands, xi, yi, xs, ys, c1 - c0, r1 - r0, stretch)
+    part, ok = read_rgb(ds, bands, xi, yi, xs, ys, c1 - c0, r1 - r0, stretch, rule=rule)
     rgb[r0:r1, c0:c1] = part
     valid[r0:r1, c0:c1] = ok
     return rgb, valid
 
 
 def read_valid_tile(ds, bands: list[int], x: float, y: float, size: float, tile: int, stretch: Stretch,
-                    min_valid: float) -> np.ndarray | None:
+                    min_valid: float, rule: PixelRule | None = None) -> np.ndarray | None:
     """``read_tile`` for the model: None when under ``min_valid`` of it is data; otherwise the
     nodata pixels take the tile's mean colour, so black fill never reads as "dark water"."""
-    rgb, valid = read_tile(ds, bands, x, y, size, tile, stretch)
+    rgb, valid = read_tile(ds, bands, x, y, size, tile, stretch, rule)
     if valid.mean() < min_valid:
         return None
     if not valid.all():

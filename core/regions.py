@@ -17,7 +17,8 @@ from .errors import RsSageError
 from .labeller import Cancelled, LabelParams, plan
 from .question_parse import parse_question
 from .questions import COUNT_BINS, count_bin
-from .raster import Stretch, default_rgb_bands, percentile_stretch, read_valid_tile
+from .raster import Stretch, default_rgb_bands, read_valid_tile
+from .valid_pixels import UserNoData, valid_stretch
 
 BIN_VALUE = {"0": 0, "between 1 and 10": 4, "between 11 and 100": 40, "between 101 and 1000": 400,
              "more than 1000": 1500}
@@ -70,6 +71,7 @@ def aggregate(qtype: str, tiles: list[TileAnswer]) -> tuple[str, float, list[int
 def ask_region(engine, raster: str, geometry, question: str, gsd: float | None = None,
                tile: int = 224, bands: list[int] | None = None, stretch: Stretch | None = None,
                labels: list[str] | None = None, min_valid: float = 0.5, max_tiles: int = 400,
+               nodata: UserNoData | None = None,
                cancelled: Callable[[], bool] | None = None,
                progress: Callable[[float], None] | None = None) -> RegionAnswer:
     """``geometry``: a shapely polygon in the raster's CRS."""
@@ -82,7 +84,8 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
                          max_tiles=max_tiles)
     ds, gt, _srs, grid, _ = plan(params, float(engine.meta.get("default_gsd_m", 4.0)))
     bands = bands or default_rgb_bands(ds)
-    stretch = stretch or percentile_stretch(ds, bands)
+    auto_stretch, rule = valid_stretch(ds, bands, nodata)
+    stretch = stretch or auto_stretch
     images, bounds, skipped = [], [], 0
     for n, (_r, _c, x, y, size) in enumerate(grid.windows()):
         if cancelled and cancelled():
@@ -90,7 +93,7 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         b = (gt[0] + x * gt[1], gt[3] + (y + size) * gt[5], gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
         if not geometry.intersects(box(*b)):
             continue
-        rgb = read_valid_tile(ds, bands, x, y, size, tile, stretch, min_valid)
+        rgb = read_valid_tile(ds, bands, x, y, size, tile, stretch, min_valid, rule)
         if rgb is None:
             skipped += 1
             continue
@@ -99,7 +102,8 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         if progress:
             progress(50.0 * (n + 1) / grid.count)
     if not images:
-        raise RsSageError(f"No tile of the region has enough valid pixels ({skipped} mostly nodata).")
+        raise RsSageError(f"No tile of the region has {min_valid:.0%} valid pixels ({skipped} tiles "
+                          f"mostly nodata; nodata here: {rule.describe()}).")
     results = []
     for i in range(0, len(images), 32):
         if cancelled and cancelled():

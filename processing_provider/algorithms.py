@@ -33,6 +33,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..ui.layer_source import user_nodata
 from ..ui.result_layers import TILE_FIELDS
 from .common import engine, gdal_path, parse_labels
 
@@ -125,7 +126,7 @@ class LabelRasterAlgorithm(_Base):
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
             tile=self.parameterAsInt(parameters, "TILE", context),
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
-            mask=mask, extent=extent)
+            mask=mask, extent=extent, nodata=user_nodata(layer))
         eng = engine()
         feedback.pushInfo(f"RS-SAGE model on {eng.device}")
         res = self._run_core(lambda: label_raster(params, eng, progress=feedback.setProgress,
@@ -134,6 +135,7 @@ class LabelRasterAlgorithm(_Base):
             f"{res.labelled} tiles labelled at {res.gsd:.2f} m/px in {res.seconds:.1f} s "
             f"({res.tiles_per_s:.1f} tiles/s); skipped {res.skipped_nodata} mostly-nodata and "
             f"{res.skipped_mask} outside the mask")
+        feedback.pushInfo(f"Nodata: {res.nodata_rule}; stretch low {res.stretch[0]}, high {res.stretch[1]}")
         for label, s in sorted(res.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
             feedback.pushInfo(f"  {label}: {s['area_ha']} ha ({s['percent']} %)")
         result = {"OUTPUT": out, "TILES": res.labelled}
@@ -177,7 +179,7 @@ class ClassifyExtentAlgorithm(_Base):
                 labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
                 gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
                 tile=self.parameterAsInt(parameters, "TILE", context),
-                extent=(r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()))
+                extent=(r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()), nodata=user_nodata(layer))
             self._run_core(lambda: label_raster(params, engine(), progress=feedback.setProgress,
                                                 cancelled=feedback.isCanceled), feedback)
             tiles = QgsVectorLayer(params.out_gpkg + "|layername=tiles", "tiles", "ogr")
@@ -229,6 +231,7 @@ class AskRegionAlgorithm(_Base):
         gsd = self.parameterAsDouble(parameters, "GSD", context) or None
         tile = self.parameterAsInt(parameters, "TILE", context)
         labels = parse_labels(self.parameterAsString(parameters, "LABELS", context))
+        nodata = user_nodata(layer)
         fields = QgsFields(source.fields())
         for name, kind in (("question", QVariant.String), ("answer", QVariant.String),
                            ("confidence", QVariant.Double), ("type", QVariant.String),
@@ -249,7 +252,8 @@ class AskRegionAlgorithm(_Base):
             g.transform(ct)
             shape = wkb.loads(bytes(g.asWkb()))
             res = self._run_core(lambda shape=shape: ask_region(
-                eng, path, shape, question, gsd, tile, labels=labels, cancelled=feedback.isCanceled),
+                eng, path, shape, question, gsd, tile, labels=labels, nodata=nodata,
+                cancelled=feedback.isCanceled),
                 feedback)
             out = QgsFeature(fields)
             out.setGeometry(f.geometry())

@@ -136,14 +136,138 @@ def test_layer_kinds_classify(dock, qgis_iface, tmp_path, make, gsd, tile, expec
     assert labels <= set(dock.labels())
 
 
-def test_sixteen_bit_layer_uses_the_layer_stretch():
+def test_sixteen_bit_layer_stretch_from_valid_pixels_unless_set_by_hand():
+    from qgis.core import QgsContrastEnhancement, QgsRasterMinMaxOrigin
     from rs_sage.ui.layer_source import layer_source
 
-    layer = QgsRasterLayer(str(FIXTURES / "landsat_clip.tif"), "landsat")
+    layer = QgsRasterLayer(str(COLLAR), "landsat")
+    assert layer.renderer().redContrastEnhancement().minimumValue() == 0  # QGIS counts the collar
     src = layer_source(layer)
     assert src.bands == [1, 2, 3]
-    assert src.stretch_low is not None and max(src.stretch_high) > 255  # 16-bit range, not 0..255
-    assert all(lo < hi for lo, hi in zip(src.stretch_low, src.stretch_high, strict=True))
+    assert src.stretch_low is None and "valid pixels" in src.contrast_note()  # core computes it
+    r = layer.renderer().clone()
+    for i, ce in enumerate((r.redContrastEnhancement(), r.greenContrastEnhancement(),
+                            r.blueContrastEnhancement())):
+        ce.setMinimumValue(7000 + i)
+        ce.setMaximumValue(9000 + i)
+        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+    origin = QgsRasterMinMaxOrigin()
+    origin.setLimits(QgsRasterMinMaxOrigin.None_)  # what "user defined" min/max is in QGIS
+    r.setMinMaxOrigin(origin)
+    layer.setRenderer(r)
+    src = layer_source(layer)
+    assert src.stretch_low == [7000, 7001, 7002] and src.stretch_high == [9000, 9001, 9002]
+    assert "set by hand (7000-9000" in src.contrast_note()
+
+
+COLLAR = FIXTURES / "landsat_collar.tif"  # uint16, zero collar, no nodata declared
+LANDCOVER = ["water", "cropland", "forest", "urban area"]
+
+
+def tile_labels(features, layer, tile_m):
+    """{(row, col): label} from tile polygons, by where their centres fall on the tile grid."""
+    e = layer.extent()
+    out = {}
+    for f in features:
+        c = f.geometry().centroid().asPoint()
+        out[(int((e.yMaximum() - c.y()) // tile_m), int((c.x() - e.xMinimum()) // tile_m))] = f["label"]
+    return out
+
+
+def cli_labels(tmp_path, *extra):
+    from osgeo import ogr
+    from rs_sage.core.cli import main
+
+    out = tmp_path / f"cli{len(extra)}.gpkg"
+    assert main(["label", str(COLLAR), "--out", str(out), "--gsd", "30", "--tile", "64",
+                 "--labels", *LANDCOVER, *extra]) == 0
+    ds = ogr.Open(str(out))
+    return {(f.GetField("tile_row"), f.GetField("tile_col")): f.GetField("label") for f in ds.GetLayer(0)}
+
+
+def processing_labels(tmp_path, layer):
+    import processing
+    from qgis.core import QgsVectorLayer
+    from rs_sage.processing_provider.provider import RsSageProvider
+
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("rs_sage") is None:
+        prov = RsSageProvider()
+        registry.addProvider(prov)
+    else:
+        prov = None
+    try:
+        out = str(tmp_path / f"proc{len(list(tmp_path.iterdir()))}.gpkg")
+        processing.run("rs_sage:label_raster", {"INPUT": layer, "GSD": 30, "TILE": 64, "STRIDE": 0,
+                                                "LABELS": ", ".join(LANDCOVER), "OUTPUT": out})
+        vl = QgsVectorLayer(out, "t", "ogr")
+        return {(f["tile_row"], f["tile_col"]): f["label"] for f in vl.getFeatures()}
+    finally:
+        if prov is not None:
+            registry.removeProvider(prov)
+
+
+def panel_labels(dock, iface, layer):
+    for old in classes_layers():
+        QgsProject.instance().removeMapLayer(old)
+    dock.preset.setCurrentText("Custom list (below)")
+    dock.labels_edit.setPlainText("\n".join(LANDCOVER))
+    run_classify(dock, iface, layer, gsd=30, tile=64)
+    assert messages(iface, Qgis.Warning) == ""
+    (out,) = classes_layers()
+    return tile_labels(out.getFeatures(), layer, 64 * 30)
+
+
+def test_panel_processing_and_cli_agree_and_skip_the_collar(dock, qgis_iface, qgis_processing, tmp_path):
+    from osgeo import gdal
+
+    layer = add_raster(COLLAR, "landsat collar")
+    a = gdal.Open(str(COLLAR)).ReadAsArray()
+    fill = (a == 0).all(axis=0)
+    scene = {(r, c) for r in range(4) for c in range(4)
+             if fill[r * 64:(r + 1) * 64, c * 64:(c + 1) * 64].mean() <= 0.5}
+    panel = panel_labels(dock, qgis_iface, layer)
+    assert set(panel) == scene  # the collar is never labelled
+    assert processing_labels(tmp_path, layer) == panel
+    assert cli_labels(tmp_path) == panel
+    assert "mostly-nodata tiles skipped (fill 0" in messages(qgis_iface, Qgis.Success)
+
+
+def test_nodata_set_in_qgis_is_honoured_by_panel_and_processing(dock, qgis_iface, qgis_processing, tmp_path):
+    import numpy as np
+    from osgeo import gdal
+    from qgis.core import QgsRasterRange
+
+    layer = add_raster(COLLAR, "landsat collar")
+    a = gdal.Open(str(COLLAR)).ReadAsArray()
+    fill = (a == 0).all(axis=0)
+    hi = float(np.percentile(a[0][~fill], 60))
+    layer.dataProvider().setUserNoDataValue(1, [QgsRasterRange(1, hi)])
+    bad = fill | ((a[0] >= 1) & (a[0] <= hi))
+    expected = {(r, c) for r in range(4) for c in range(4)
+                if bad[r * 64:(r + 1) * 64, c * 64:(c + 1) * 64].mean() <= 0.5}
+    without = {(r, c) for r in range(4) for c in range(4)
+               if fill[r * 64:(r + 1) * 64, c * 64:(c + 1) * 64].mean() <= 0.5}
+    assert expected and expected != without
+    panel = panel_labels(dock, qgis_iface, layer)
+    assert set(panel) == expected
+    assert set(processing_labels(tmp_path, layer)) == expected
+
+
+def test_too_small_a_layer_names_the_reason(dock, qgis_iface):
+    layer = add_raster(FIXTURES / "uav_clip.tif", "uav")
+    run_classify(dock, qgis_iface, layer, gsd=4, tile=224)
+    text = messages(qgis_iface, Qgis.Warning)
+    assert "smaller than one 224 px tile at 4 m/px" in text and "native scale is 0.02 m/px" in text
+    assert classes_layers() == []
+
+
+def test_region_size_in_hectares(dock, qgis_iface):
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    e = layer.extent()  # 1,280 m square: 164 ha
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(e.xMinimum(), e.yMinimum(), e.xMinimum() + 1000,
+                                                      e.yMinimum() + 500)), layer.crs())
+    assert dock.region_label.text() == "Region: 50.0 ha"
 
 
 def _drag(tool, canvas, a: QgsPointXY, b: QgsPointXY):

@@ -44,12 +44,23 @@ from qgis.PyQt.QtWidgets import (
 from ..core.errors import RsSageError
 from ..core.presets import EXAMPLE_QUESTIONS, PRESETS, model_settings
 from ..core.status import plugin_status
+from ..core.units import format_area
 from . import result_layers
 from .layer_source import layer_source
 from .map_tool import RegionMapTool
 from .tasks import CoreTask, ask_work, classify_work
 
 SETTINGS_MAX_TILES = "rs_sage/max_tiles"
+
+
+def region_area_m2(geometry: QgsGeometry, crs) -> float:
+    """Ellipsoidal area in m² (planar in metres where the project has no ellipsoid)."""
+    from qgis.core import QgsDistanceArea, QgsUnitTypes
+
+    da = QgsDistanceArea()
+    da.setSourceCrs(crs, QgsProject.instance().transformContext())
+    da.setEllipsoid(QgsProject.instance().ellipsoid() or "EPSG:7030")
+    return da.convertAreaMeasurement(da.measureArea(geometry), QgsUnitTypes.AreaSquareMeters)
 CUSTOM = "Custom list (below)"
 
 
@@ -106,6 +117,10 @@ class RsSageDock(QDockWidget):
         self.estimate = QLabel(src)
         self.estimate.setObjectName("RsSageEstimate")
         form.addRow("Tiles", self.estimate)
+        self.contrast_label = QLabel(src)
+        self.contrast_label.setObjectName("RsSageContrast")
+        self.contrast_label.setWordWrap(True)
+        form.addRow(self.contrast_label)
         for w in (self.gsd, self.tile, self.overlap):
             w.valueChanged.connect(self.update_estimate)
         lay.addWidget(src)
@@ -195,7 +210,16 @@ class RsSageDock(QDockWidget):
     def _layer_changed(self, layer) -> None:
         if layer is not None:
             QgsProject.instance().writeEntry("rs_sage", "layer", layer.id())
+        self.update_contrast_note()
         self.update_estimate()
+
+    def update_contrast_note(self) -> None:
+        """Say which stretch the model gets: the valid-pixel one, or the user's hand-set min/max."""
+        layer = self.layer_combo.currentLayer()
+        try:
+            self.contrast_label.setText(layer_source(layer).contrast_note() if layer is not None else "")
+        except RsSageError as exc:
+            self.contrast_label.setText(str(exc))
 
     def _preset_changed(self, name: str) -> None:
         if name in PRESETS:
@@ -305,6 +329,7 @@ class RsSageDock(QDockWidget):
             if layer is None:
                 raise RsSageError("There is no raster layer to classify; add one and pick it above.")
             source = layer_source(layer)
+            self.contrast_label.setText(source.contrast_note())  # the renderer may have changed
             extent = self.extent_in_layer(layer)
             labels = self.labels()
             n = self.tile_count(layer, extent)
@@ -335,7 +360,7 @@ class RsSageDock(QDockWidget):
                 self.summary.setItem(r, c, item)
         msg = f"{result.labelled} tiles classified in {result.seconds:.1f} s"
         if result.skipped_nodata:
-            msg += f"; {result.skipped_nodata} mostly-nodata tiles skipped"
+            msg += f"; {result.skipped_nodata} mostly-nodata tiles skipped ({result.nodata_rule})"
         self.warn(msg, Qgis.Success)
 
     # ---- ask -----------------------------------------------------------------------------------
@@ -349,8 +374,7 @@ class RsSageDock(QDockWidget):
     def set_region(self, geometry: QgsGeometry, crs=None) -> None:
         self.region = QgsGeometry(geometry)
         self.region_crs = crs or self.canvas.mapSettings().destinationCrs()
-        self.region_label.setText(f"Region: {self.region.area():.0f} square map units "
-                                  f"({self.region_crs.authid()})")
+        self.region_label.setText(f"Region: {format_area(region_area_m2(self.region, self.region_crs))}")
 
     def use_selected_features(self) -> None:
         layer = self.iface.activeLayer()

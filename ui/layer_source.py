@@ -1,7 +1,10 @@
-"""What the model should see of a QGIS raster layer: its file, bands and contrast stretch.
+"""What the model should see of a QGIS raster layer: its file, bands, nodata and stretch.
 
-The bands come from the layer's own renderer and so does the stretch, so the model sees what
-the user sees (a 16-bit Landsat layer stretched in QGIS is stretched the same way here).
+The bands come from the layer's renderer. The contrast stretch does not, unless the user set
+min/max by hand: QGIS's automatic stretch counts fill pixels (a Landsat collar of zeros makes the
+scene pale), so by default ``core`` computes the stretch from valid pixels only, the same one the
+CLI and Processing use for the file. Nodata values set in the layer's properties (user no-data)
+are passed on, so the panel, Processing and region questions skip what QGIS shows transparent.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from qgis.core import (
     QgsContrastEnhancement,
     QgsMultiBandColorRenderer,
     QgsRasterLayer,
+    QgsRasterMinMaxOrigin,
     QgsSingleBandGrayRenderer,
     QgsSingleBandPseudoColorRenderer,
 )
@@ -23,8 +27,16 @@ from ..core.errors import RsSageError
 class LayerSource:
     path: str
     bands: list[int]
-    stretch_low: list[float] | None
+    stretch_low: list[float] | None  # set only when the renderer's min/max were set by hand
     stretch_high: list[float] | None
+    nodata: dict[int, list[tuple[float, float]]] | None = None  # user no-data per band
+
+    def contrast_note(self) -> str:
+        """Which stretch the model gets, for the panel to say."""
+        if self.stretch_low is None:
+            return "Contrast for the model: 2-98 % of the valid pixels (fill and nodata excluded)."
+        pairs = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(self.stretch_low, self.stretch_high, strict=True))
+        return f"Contrast for the model: the layer's min/max set by hand ({pairs})."
 
     def stretch(self):
         if self.stretch_low is None:
@@ -40,6 +52,21 @@ def _enhancement_range(ce: QgsContrastEnhancement | None):
     if ce is None or ce.contrastEnhancementAlgorithm() == QgsContrastEnhancement.NoEnhancement:
         return None
     return float(ce.minimumValue()), float(ce.maximumValue())
+
+
+def user_nodata(layer: QgsRasterLayer) -> dict[int, list[tuple[float, float]]] | None:
+    """No-data values and ranges the user set in the layer's properties, per band."""
+    provider = layer.dataProvider()
+    out = {}
+    for b in range(1, layer.bandCount() + 1):
+        ranges = [(float(r.min()), float(r.max())) for r in provider.userNoDataValues(b)]
+        if ranges:
+            out[b] = ranges
+    return out or None
+
+
+def _set_by_hand(renderer) -> bool:
+    return renderer.minMaxOrigin().limits() == QgsRasterMinMaxOrigin.None_
 
 
 def layer_source(layer: QgsRasterLayer) -> LayerSource:
@@ -70,7 +97,8 @@ def layer_source(layer: QgsRasterLayer) -> LayerSource:
     else:
         n = layer.bandCount()
         bands = [1, 2, 3] if n >= 3 else [1, 1, 1]
-    if ranges and all(rg is not None for rg in ranges):
+    nodata = user_nodata(layer)
+    if ranges and all(rg is not None for rg in ranges) and _set_by_hand(r):
         low, high = [rg[0] for rg in ranges], [rg[1] for rg in ranges]
-        return LayerSource(path, bands, low, high)
-    return LayerSource(path, bands, None, None)
+        return LayerSource(path, bands, low, high, nodata)
+    return LayerSource(path, bands, None, None, nodata)

@@ -57,7 +57,7 @@ def classify_work(source, extent, labels, gsd, tile, stride, max_tiles):
             params = LabelParams(raster=source.path, out_gpkg=str(Path(tmp) / "tiles.gpkg"), labels=labels,
                                  gsd=gsd, tile=tile, stride=stride, extent=extent, bands=source.bands,
                                  stretch=(source.stretch_low, source.stretch_high) if source.stretch_low else None,
-                                 max_tiles=max_tiles)
+                                 max_tiles=max_tiles, nodata=source.nodata)
             res = label_raster(params, shared_engine(), progress=progress, cancelled=cancelled)
             ds = ogr.Open(params.out_gpkg)
             rows = []
@@ -80,6 +80,6 @@ def ask_work(source, geometry_wkt, question, gsd, tile, labels, max_tiles):
 
         return ask_region(shared_engine(), source.path, wkt.loads(geometry_wkt), question, gsd, tile,
                           bands=source.bands, stretch=source.stretch(), labels=labels, max_tiles=max_tiles,
-                          cancelled=cancelled, progress=progress)
+                          nodata=source.nodata, cancelled=cancelled, progress=progress)
 
     return work

@@ -13,7 +13,7 @@ QGIS_ENV := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 PROJ_DATA=/usr/share/proj
 	QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE):/usr/share/qgis/python/plugins
 DISPLAY_NUM ?= :99
 
-.PHONY: help setup test lint demo run screenshot package eval bench kb train export clean
+.PHONY: help setup test lint demo run screenshot screenshot-landsat package eval bench kb train export clean
 
 help:
 	@echo "make setup     install apt packages and the pinned .venv (idempotent)"
@@ -67,6 +67,15 @@ screenshot: setup
 	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
 	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_panel.py SHOT_WAIT=120 \
 		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+
+# The held-out Landsat-8 clip in desktop QGIS: Classify extent as a new user would (looked at, never tuned on).
+LANDSAT := $(CURDIR)/../shared/data/gis/LC08_L1TP_224078_20200518_20200518_01_RT.TIF
+screenshot-landsat: setup
+	@mkdir -p out
+	rm -rf $(CURDIR)/.profile-shot
+	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
+	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_landsat.py SHOT_WAIT=150 \
+		SHOT_RASTER=$(LANDSAT) SHOT_TAG=after scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
 
 package:
 	@mkdir -p out

@@ -7,8 +7,8 @@ Xvfb "$display" -screen 0 1440x900x24 >/dev/null 2>&1 & xvfb=$!
 qgis=""
 trap 'kill $qgis $xvfb 2>/dev/null || true' EXIT
 sleep 2
-raster=$(ls "$root"/resources/sample/*.tif | head -1)
-DISPLAY=$display HOME=${PROFILE_HOME:-$root/.profile} QGIS_PLUGINPATH=$root/build/plugins SHOT_OUT=$root/out \
+raster=${SHOT_RASTER:-$(ls "$root"/resources/sample/*.tif | head -1)}
+DISPLAY=$display HOME=${PROFILE_HOME:-$root/.profile} QGIS_PLUGINPATH=${SHOT_PLUGINS:-$root/build/plugins} SHOT_OUT=$root/out \
   PYTHONPATH=$root/.venv/lib/python3.11/site-packages HF_HUB_OFFLINE=1 \
   qgis --noversioncheck --nologo --code "${SHOT_CODE:-$root/scripts/show_panel.py}" "$raster" \
   >"$root/out/qgis_desktop.log" 2>&1 & qgis=$!

@@ -1,0 +1,56 @@
+"""Run by desktop QGIS (--code) under Xvfb: Classify extent on the Landsat-8 clip, as a new user.
+
+The held-out check of the nodata/stretch issue: the layer as QGIS opens it (no nodata declared,
+QGIS's own stretch), labels water/cropland/forest/urban area, 30 m/px, 128 px tiles (240 tiles).
+Saves out/screenshot_landsat_<SHOT_TAG>.png and the panel's area table beside it. The clip is
+only looked at: nothing here trains or tunes on it.
+"""
+import os
+
+import qgis.utils
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import Qt, QTimer
+
+OUT = os.environ.get("SHOT_OUT", "out")
+TAG = os.environ.get("SHOT_TAG", "after")
+iface = qgis.utils.iface
+plugin = qgis.utils.plugins["rs_sage"]
+plugin.action.setChecked(True)
+dock = plugin.dock
+iface.mainWindow().resize(1440, 900)
+layer = next(lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer))
+dock.layer_combo.setLayer(layer)
+dock.gsd.setValue(30.0)
+dock.tile.setValue(128)
+dock.preset.setCurrentText(dock.preset.itemText(dock.preset.count() - 1))  # the custom list
+dock.labels_edit.setPlainText("water\ncropland\nforest\nurban area")
+dock.confirm_large = lambda n: True
+
+
+def when_idle(fn, delay=1500):
+    def poll():
+        if dock.task is not None:
+            QTimer.singleShot(300, poll)
+        else:
+            QTimer.singleShot(delay, fn)
+    QTimer.singleShot(300, poll)
+
+
+def classify():
+    iface.mainWindow().resizeDocks([dock], [430], Qt.Horizontal)
+    iface.mapCanvas().setExtent(layer.extent())
+    iface.mapCanvas().refresh()
+    dock.classify_button.click()
+    when_idle(done, 3000)
+
+
+def done():
+    iface.mainWindow().grab().save(f"{OUT}/screenshot_landsat_{TAG}.png")
+    rows = [" | ".join(dock.summary.item(r, c).text() for c in range(3)) for r in range(dock.summary.rowCount())]
+    msgs = [w.text() for w in iface.messageBar().findChildren(type(dock.estimate)) if w.text()]
+    with open(f"{OUT}/landsat_{TAG}.txt", "w") as f:
+        f.write("\n".join(rows + msgs + [dock.contrast_label.text() if hasattr(dock, "contrast_label") else ""]))
+    QTimer.singleShot(500, QgsApplication.instance().quit)
+
+
+QTimer.singleShot(4000, classify)

@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch checkpoint of the shipped model, for the torch-vs-onnxruntime check "
                          "('' to skip; skipped with a note when the file is missing)")
     ev.add_argument("--out", default="docs/results.md")
+    ev.add_argument("--ood", action="store_true",
+                    help="only the out-of-domain suite (sensor shift, label wording, real rasters) -> docs/ood.json")
+    ev.add_argument("--ood-tag", default="",
+                    help="suffix of the OOD result file (e.g. 'before' for a previous model's numbers)")
     ev.add_argument("--ablations", action="store_true",
                     help="also (re)train and test the ablation variants (slow; resumes)")
 

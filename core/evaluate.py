@@ -204,10 +204,42 @@ def _publish_logs(ablations: dict, folder: Path) -> None:
             row["published_log"] = f"{folder.name}/{dest.name}"  # relative to the results page
 
 
+def run_ood(args: argparse.Namespace) -> int:
+    """The out-of-domain suite alone: ``docs/ood[_TAG].json``, then the results page again."""
+    from .engine import DEFAULT_VIEWS, Engine
+    from .ood_eval import evaluate_ood
+    from .results_page import write_results
+
+    out = Path(args.out)
+    engine = Engine.load(args.model_dir, user_kb=False, views=getattr(args, "views", None) or DEFAULT_VIEWS)
+    t0 = time.time()
+    ood = evaluate_ood(engine, limit=args.limit)
+    ood.update(date=datetime.date.today().isoformat(), model_dir=str(args.model_dir or "resources/models"),
+               seconds=round(time.time() - t0, 1))
+    tag = f"_{args.ood_tag}" if args.ood_tag else ""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dest = out.parent / f"ood{tag}.json"
+    dest.write_text(json.dumps(ood, indent=2) + "\n")
+    for cond, r in ood["sensor_shift"]["conditions"].items():
+        print(f"sensor {cond:32s} {100 * r['acc']:5.1f} %  ({100 * r['of_clean']:5.1f} % of clean)")
+    for name, r in ood["label_wording"]["rows"].items():
+        print(f"names  {name:32s} {100 * r['acc']:5.1f} %  AID names {100 * r['aid_names_acc']:5.1f} %  "
+              f"({100 * r['of_aid']:5.1f} %)")
+    if "acc" in ood["real_tiles"]:
+        print(f"real tiles: {100 * ood['real_tiles']['acc']:.1f} % of {ood['real_tiles']['tiles']}")
+    raw = out.with_suffix(".json")
+    if raw.is_file():
+        write_results(json.loads(raw.read_text()), out)
+    print(f"wrote {dest}" + (f", {out}" if raw.is_file() else ""))
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from .ablation import main_json, run_ablations
     from .results_page import write_results
 
+    if getattr(args, "ood", False):
+        return run_ood(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = out.with_suffix(".json")

@@ -1,7 +1,9 @@
 """Training caches: frozen-stem features of augmented views, and text embeddings.
 
-Views are made once (random resized crop, one of the 8 dihedral transforms, colour jitter:
-overhead imagery has no "up") and passed through the frozen stem with onnxruntime, which runs
+Views are made once (random resized crop over a wide scale range, one of the 8 dihedral
+transforms, colour jitter, and a random sensor shift from ``sensor_shift``: coarser resolution,
+colour balance, haze, a 16-bit stretch, noise, JPEG; overhead imagery has no "up" and users'
+imagery is not Google Earth's) and passed through the frozen stem with onnxruntime, which runs
 it about 35x faster than torch eager on this CPU. Training then samples one cached view per
 image per epoch. Test and validation images get one clean view each.
 """
@@ -18,6 +20,7 @@ from .dataset import image_path, load_samples
 
 INPUT_SIZE = 160
 VIEWS = 8
+AUGMENT_VERSION = 2  # 1: crop/flip/jitter only; 2: + sensor shift and wider scale range
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -35,7 +38,7 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
 
 def augment(img: np.ndarray, rng: np.random.Generator, size: int = INPUT_SIZE) -> np.ndarray:
     h, w = img.shape[:2]
-    scale = rng.uniform(0.55, 1.0)
+    scale = rng.uniform(0.35, 1.0)
     ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
     ch = int(round(min(h, np.sqrt(scale * h * w / ratio))))
     cw = int(round(min(w, np.sqrt(scale * h * w * ratio))))
@@ -47,7 +50,11 @@ def augment(img: np.ndarray, rng: np.random.Generator, size: int = INPUT_SIZE) -
     gray = out.mean(axis=2, keepdims=True)
     out = gray + (out - gray) * rng.uniform(0.75, 1.25)  # saturation
     out = out.mean() + (out - out.mean()) * rng.uniform(0.8, 1.2)  # contrast
-    out = out * rng.uniform(0.8, 1.2)  # brightness
+    out = np.clip(out * rng.uniform(0.8, 1.2), 0, 255)  # brightness
+    if rng.random() < 0.6:
+        from .sensor_shift import random_sensor
+
+        out = random_sensor(out, rng)
     return np.clip(out, 0, 255)
 
 
@@ -73,7 +80,8 @@ def stem_settings(backbone: str, size: int, frozen_blocks: int | None) -> dict:
     """What a cache's stem features depend on; training refuses a cache made otherwise."""
     from .backbone import stem_blocks
 
-    return {"backbone": backbone, "input_size": size, "frozen_blocks": stem_blocks(backbone, frozen_blocks)}
+    return {"backbone": backbone, "input_size": size, "frozen_blocks": stem_blocks(backbone, frozen_blocks),
+            "augment": AUGMENT_VERSION}
 
 
 def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEWS, seed: int = 0,

@@ -1,7 +1,11 @@
-"""What kind of question the user asked, and whether it is a question at all.
+"""What kind of question the user asked, whether it is a question at all, and whether RS-SAGE
+can answer it.
 
 The answer head has a closed vocabulary per type (yes/no, count bins, rural/urban, scene
-names); knowing the type restricts the answer to ones that make sense for the question.
+names); knowing the type restricts the answer to ones that make sense for the question. A
+question of another kind (colour, distance, size, time, cause ...) is refused with a message
+that says what can be asked: answering it with the nearest scene name would be a confident
+wrong answer.
 """
 
 from __future__ import annotations
@@ -18,6 +22,48 @@ ENGLISH_HINTS = {
     "rural", "urban", "count", "number", "type", "kind", "show", "shown", "see", "visible",
     "present", "contain", "classify", "where", "who", "why", "land", "use", "category",
 }
+
+
+SUPPORTED = ("Is there a harbour here?", "How many storage tanks are there?",
+             "What type of scene is this?", "Is this a rural or an urban area?")
+# What a question asks about, when it is something the model has no answer for.
+UNSUPPORTED: list[tuple[str, str]] = [
+    (r"\b(colou?rs?|colou?red)\b", "colours"),
+    (r"\bhow (far|close|near)\b|\bdistance\b|\b(far|close|near|next to|adjacent|beside|nearest)\b",
+     "distances or positions"),
+    (r"\bwhere\b|\b(north|south|east|west|left|right|top|bottom|corner|centre of|center of)\b",
+     "where things are"),
+    (r"\bhow (big|large|small|wide|long|tall|high|deep|old)\b|\b(size|width|length|height|depth|"
+     r"square (metres|meters|km|kilometres|kilometers)|hectares?|acres?|km2|area of)\b", "sizes"),
+    (r"\bhow much\b|\bpercent(age)?\b|\bproportion\b|\bshare of\b|\bfraction\b|\bcovered (by|with)\b"
+     r"|\bcoverage\b", "amounts or area shares"),
+    (r"\b(more|fewer|less|larger|smaller|bigger|greater|higher|lower)\b.*\bthan\b|\bcompared?\b|"
+     r"\bequal (number|amount)\b|\bas many\b", "comparisons"),
+    (r"\b(when|year|date|season|month|time|day|night|built in|constructed|age)\b", "dates and times"),
+    (r"\bwhy\b|\bhow (did|does|do|was|were|is|are|can)\b|\bpurpose\b|\bcause\b", "causes or purposes"),
+    (r"\bwho\b|\bwhose\b|\bowner\b|\bowns\b", "people or owners"),
+    (r"\b(weather|temperature|rain|raining|sunny|cloudy|wind|snowing)\b", "the weather"),
+    (r"\b(shape|shaped|material|made of|texture|condition|damaged|height of)\b", "shapes and materials"),
+    (r"\b(name of|called|named|address|which city|which country|what city|what country)\b", "names of places"),
+    (r"\b(speed|moving|driving|flying|direction|heading)\b", "motion"),
+    (r"\b(population|people live|inhabitants|price|cost|value|worth)\b", "statistics"),
+]
+OPEN_PATTERNS = (
+    r"^what(\s+is|'s|\s+are)\s+(in|on|here|there|shown|visible|this|that|these|"
+    r"the (image|region|area|scene|tile|picture))\b",
+    r"^what (can|do) (you|i|we) see\b", r"^describe\b", r"^what does (this|the)\b.*\b(show|contain|look like)\b",
+    r"^what (objects?|things?|features?) (are|is)\b",
+)
+
+
+class UnsupportedQuestionError(RsSageError):
+    """A well-formed question of a kind the model cannot answer."""
+
+
+def unsupported_message(q: str, topic: str) -> str:
+    return (f"RS-SAGE cannot answer questions about {topic} ('{q}'). It answers: whether something is "
+            f"present ('{SUPPORTED[0]}'), how many ('{SUPPORTED[1]}'), the scene type ('{SUPPORTED[2]}') "
+            f"and rural or urban ('{SUPPORTED[3]}').")
 
 
 @dataclass
@@ -43,19 +89,26 @@ def parse_question(question: str) -> ParsedQuestion:
             "Ask e.g. 'How many storage tanks are there?' or 'Is this rural or urban?'"
         )
     low = q.lower()
-    if "rural" in words or "urban" in words:
+    if re.search(r"\brural\b.*\burban\b|\burban\b.*\brural\b|^(is|are) (this|it|the \w+) "
+                 r"(an? )?(rural|urban)\b|^(rural|urban)\??$|^(is|are)\b.*\b(rural|urban)\s*[?.]?$", low):
         return ParsedQuestion(q, "rural_urban")
+    for pattern, topic in UNSUPPORTED:
+        if re.search(pattern, low):
+            raise UnsupportedQuestionError(unsupported_message(q, topic))
     m = re.search(r"\b(how many|number of|count the|count)\s+(.+?)(\s+(are|can|in|is|do|does)\b.*)?[?.]?$", low)
     if m:
         return ParsedQuestion(q, "count", m.group(2).strip(" ?."))
     m = re.match(r"^(is|are|does|do|can|could|was|were)\b(.*)$", low)
     if m:
         subject = re.sub(r"^(is|are|does|do|can|could|was|were)\s+(there|you see|this area contain|"
-                         r"this image contain|it contain|this scene contain)?\s*(any|a|an|some)?\s*",
+                         r"this image contain|it contain|this scene contain)?\s*(any|an|a|some)?\b\s*",
                          "", low).strip(" ?.")
-        subject = re.sub(r"\s+(in|on|here|visible|present|in this.*|in the.*)$", "", subject)
+        subject = re.sub(r"\s+(present|visible)\b.*$", "", subject)
+        subject = re.sub(r"\s+(in|on|here|in this.*|in the.*)$", "", subject)
         return ParsedQuestion(q, "presence", subject)
-    if re.search(r"\b(what|which)\b.*\b(type|kind|category|class|land use|place|scene|area)\b", low) \
-            or low.startswith(("classify", "what is this", "what does this")):
+    if re.search(r"\b(what|which)\b.*\b(type|kind|category|class|land use|land cover|place|scene|area)\b", low) \
+            or low.startswith(("classify", "what is this", "what's this", "what does this", "label this", "identify")):
         return ParsedQuestion(q, "scene")
-    return ParsedQuestion(q, "open")
+    if any(re.search(p, low) for p in OPEN_PATTERNS):
+        return ParsedQuestion(q, "open")
+    raise UnsupportedQuestionError(unsupported_message(q, "this"))

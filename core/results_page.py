@@ -45,6 +45,21 @@ def write_results(res: dict, path: Path) -> None:
                   "Tested on the RSICD test split with the torch models on the cached test features, "
                   "one view per image (`python -m core eval --ablations`). Scene deltas are against `full`.", "",
                   *ablation_table(ab), ""]
+    ood_path = path.parent / "ood.json"
+    if ood_path.is_file():
+        import json
+
+        from .ood_eval import ood_markdown
+
+        before_path = path.parent / "ood_before.json"
+        before = json.loads(before_path.read_text()) if before_path.is_file() else None
+        ood = json.loads(ood_path.read_text())
+        lines += [*ood_markdown(ood, before), "",
+                  f"OOD numbers: `python -m core eval --ood` ({ood.get('date')}, {ood.get('seconds')} s); "
+                  "'before' (the model shipped before the generalisation work): "
+                  "`python -m core eval --ood --ood-tag before --model-dir <that model's folder>`. "
+                  "Name mapping: `core/ood_eval.py` (OTHER_NAMES, BROAD_NAMES, BROAD_UNSEEN); "
+                  "hand labels: `docs/ood_real_tiles.csv`.", ""]
     extra = path.parent / "results_notes.md"
     if extra.is_file():
         lines += [extra.read_text()]

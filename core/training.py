@@ -84,8 +84,9 @@ def variant_config(variant: str, n_answers: int, input_size: int = 160, frozen_b
 
 
 def class_phrasings(kb) -> list[list[str]]:
-    """Label texts per AID class: the plain name plus the merged benchmark aliases of its
-    knowledge-base scene entry, so the scene head learns a region of text space, not a point."""
+    """Label texts per AID class: the plain name, the merged benchmark aliases of its
+    knowledge-base scene entry and its one-sentence description, so the scene head learns a
+    region of text space, not a point."""
     from .dataset import AID_CLASSES, AID_LABEL_TEXT
 
     by_name = {e.name: e for e in kb.rows_of("scene")}
@@ -93,8 +94,37 @@ def class_phrasings(kb) -> list[list[str]]:
     for c in AID_CLASSES:
         name = AID_LABEL_TEXT[c]
         entry = by_name.get(name)
-        out.append([name, *(entry.aliases if entry else [])])
+        out.append([name, *(entry.aliases if entry else []), *([entry.text] if entry else [])])
     return out
+
+
+# Broad land-cover concepts, derived from the classes, each in a few wordings: the scene
+# embedding is also pulled towards the concepts its class belongs to, so that a user's "water"
+# or "built-up area" lands on rivers, ponds and ports, towns and factories.
+BROAD_CONCEPTS: dict[str, tuple[list[str], list[str]]] = {
+    "water": (["water", "water body", "open water", "surface water"],
+              ["River", "Pond", "Port", "Beach"]),
+    "vegetation": (["vegetation", "green vegetation", "plants and trees"],
+                   ["Forest", "Meadow", "Park", "Farmland", "Resort"]),
+    "built-up": (["built-up area", "buildings", "urban area", "settlement", "city"],
+                 ["Center", "Church", "Commercial", "DenseResidential", "Industrial",
+                  "MediumResidential", "RailwayStation", "School", "Square", "SparseResidential",
+                  "Stadium", "StorageTanks", "Parking", "Airport", "Port", "Viaduct", "Resort",
+                  "Playground", "BaseballField"]),
+    "cropland": (["cropland", "agricultural fields", "crops"], ["Farmland"]),
+    "bare": (["bare ground", "bare soil", "barren land"], ["BareLand", "Desert", "Mountain"]),
+}
+
+
+def broad_targets() -> np.ndarray:
+    """[n_classes, n_concepts] multi-hot membership of each AID class in the broad concepts."""
+    from .dataset import AID_CLASSES
+
+    t = np.zeros((len(AID_CLASSES), len(BROAD_CONCEPTS)), np.float32)
+    for j, (_, classes) in enumerate(BROAD_CONCEPTS.values()):
+        for c in classes:
+            t[AID_CLASSES.index(c), j] = 1
+    return t
 
 
 class TrainData:
@@ -146,6 +176,8 @@ class TrainData:
         phr = class_phrasings(kb)
         enc = shared_encoder()
         self.class_phr_emb = [enc.encode(p) for p in phr]
+        self.broad_emb = [enc.encode(words) for words, _ in BROAD_CONCEPTS.values()]
+        self.broad_targets = broad_targets()
         self.default_u = enc.encode([DEFAULT_QUESTION])[0]
 
 
@@ -343,6 +375,7 @@ def train(tc: TrainConfig) -> Path:
     scene_rows = {e.name: i for i, e in enumerate(kb.rows_of("scene"))}
     class_scene = torch.tensor([scene_rows[AID_LABEL_TEXT[c]] for c in AID_CLASSES])
     labels_all = torch.from_numpy(tr["labels"])
+    broad_t = torch.from_numpy(data.broad_targets)
     for epoch in range(start_epoch, tc.epochs):
         rng, order, views = _epoch_order(tc, epoch, n, tr["feats"].shape[0])
         model.train()
@@ -375,12 +408,17 @@ def train(tc: TrainConfig) -> Path:
             target = torch.arange(len(idx))
             loss_cap = sum(torch.nn.functional.cross_entropy(a_scale * queries[:, lv] @ cap.T, target)
                            for lv in range(3)) / 3
-            loss = loss_cls + loss_ans + 0.3 * loss_align + 0.3 * loss_cap
+            broad_emb = torch.from_numpy(np.stack([p[rng.integers(len(p))] for p in data.broad_emb]))
+            loss_broad = _soft_nce(scale * emb @ broad_emb.T, broad_t[labels])
+            loss_scene_cap = torch.nn.functional.cross_entropy(a_scale * emb @ cap.T, target)
+            loss = (loss_cls + loss_ans + 0.3 * loss_align + 0.3 * loss_cap
+                    + 0.3 * loss_broad + 0.2 * loss_scene_cap)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            losses.append([float(loss), float(loss_cls), float(loss_ans), float(loss_align), float(loss_cap)])
+            losses.append([float(loss), float(loss_cls), float(loss_ans), float(loss_align), float(loss_cap),
+                           float(loss_broad), float(loss_scene_cap)])
             if step % 20 == 0:
                 print(f"epoch {epoch} step {step}/{steps_per_epoch} loss {np.mean(losses[-20:], 0).round(3).tolist()} "
                       f"{(step + 1) * tc.batch_size / (time.time() - t0):.0f} img/s", flush=True)

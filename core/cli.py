@@ -51,6 +51,12 @@ def _eval(args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import main as calibrate
+
+    return calibrate(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
@@ -83,8 +89,11 @@ def _label(args: argparse.Namespace) -> int:
     from .engine import Engine
 
     res = label_raster(params, engine=Engine.load(views=args.views), progress=progress)
+    for note in res.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(json.dumps({"tiles": res.tiles, "labelled": res.labelled, "views": args.views,
                       "skipped_nodata": res.skipped_nodata, "skipped_mask": res.skipped_mask,
+                      "uncertain": res.uncertain, "notes": res.notes,
                       "gsd_m": round(res.gsd, 3), "seconds": round(res.seconds, 2),
                       "tiles_per_s": round(res.tiles_per_s, 1), "device": res.device,
                       "nodata": res.nodata_rule, "stretch": res.stretch,
@@ -212,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="suffix of the OOD result file (e.g. 'before' for a previous model's numbers)")
     ev.add_argument("--ablations", action="store_true",
                     help="also (re)train and test the ablation variants (slow; resumes)")
+
+    cal = add("calibrate", _calibrate, "choose the 'uncertain' score threshold on validation images")
+    cal.add_argument("--model-dir", default=None)
+    cal.add_argument("--limit", type=int, default=None)
+    cal.add_argument("--report", default="docs/uncertainty.json")
+    cal.add_argument("--dry-run", action="store_true")
 
     b = add("bench", _bench, "speed benchmarks (retrieval, engine)")
     b.add_argument("--json", action="store_true")

@@ -39,9 +39,16 @@ class ClassifyResult:
     top: list[tuple[str, float]]
     cues: dict[str, list[Cue]]
     router: dict[str, float]
+    uncertain: bool = False  # top score under the threshold chosen on validation
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def relative_score(p: float, n: int) -> float:
+    """The top probability rescaled so 0 is chance (1/n) and 1 is certainty: comparable across
+    label lists of different lengths, which the uncertainty threshold needs."""
+    return (p - 1.0 / n) / (1.0 - 1.0 / n) if n > 1 else 1.0
 
 
 @dataclass
@@ -114,6 +121,9 @@ class Engine:
         self._labels_lock = threading.Lock()
         self._label_cache: dict[tuple[str, ...], np.ndarray] = {}
         self._default_u = None
+        # Tiles whose relative top score is below this are marked uncertain (0: never);
+        # chosen on validation images by ``python -m core calibrate``.
+        self.uncertain_below = float(self.meta.get("uncertain_below", 0.0))
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, kb_dir=None, user_kb=None,
@@ -251,7 +261,8 @@ class Engine:
                 label=labels[order[0]], score=round(float(p[order[0]]), 4),
                 top=[(labels[j], round(float(p[j]), 4)) for j in order],
                 cues=self._cues(rows[i], scores[i]),
-                router={lv: round(float(router[i, j]), 4) for j, lv in enumerate(self.levels)}))
+                router={lv: round(float(router[i, j]), 4) for j, lv in enumerate(self.levels)},
+                uncertain=relative_score(float(p[order[0]]), len(labels)) < self.uncertain_below))
         return out
 
     def ask(self, images, question: str, labels: list[str] | None = None) -> list[AskResult]:

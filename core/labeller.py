@@ -62,6 +62,7 @@ class LabelParams:
     min_valid: float = 0.5  # tiles with less valid (non-nodata) area are skipped
     batch: int = 32
     max_tiles: int | None = None  # refuse larger runs with a clear message
+    notes: list[str] = field(default_factory=list)  # set by ``plan``: what was adjusted and why
 
 
 @dataclass
@@ -76,6 +77,8 @@ class LabelResult:
     outputs: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
     nodata_rule: str = ""  # what counted as nodata, in words
+    uncertain: int = 0  # tiles whose top score is under the model's uncertainty threshold
+    notes: list[str] = field(default_factory=list)  # adjustments the user should know about
     stretch: tuple[list[float], list[float]] | None = None  # (low, high) the model was fed
 
     @property
@@ -120,10 +123,12 @@ def _mask_geometry(path: str, srs):
     return prep(unary_union(geoms))
 
 
-def summarise(counts: Counter, cell_area_m2: float, labels: list[str]) -> dict:
+def summarise(counts: Counter, cell_area_m2: float, labels: list[str], uncertain: Counter | None = None) -> dict:
     total = sum(counts.values())
+    uncertain = uncertain or Counter()
     return {lab: {"tiles": counts[lab], "area_ha": round(counts[lab] * cell_area_m2 / 1e4, 2),
-                  "percent": round(100 * counts[lab] / total, 2) if total else 0.0}
+                  "percent": round(100 * counts[lab] / total, 2) if total else 0.0,
+                  "uncertain_tiles": uncertain[lab]}
             for lab in labels if counts[lab]}
 
 
@@ -131,8 +136,9 @@ def write_summary(summary: dict, path: str) -> None:
     if path.lower().endswith(".json"):
         Path(path).write_text(json.dumps(summary, indent=2))
         return
-    lines = ["label,tiles,area_ha,percent"]
-    lines += [f"\"{k}\",{v['tiles']},{v['area_ha']},{v['percent']}" for k, v in summary.items()]
+    lines = ["label,tiles,area_ha,percent,uncertain_tiles"]
+    lines += [f"\"{k}\",{v['tiles']},{v['area_ha']},{v['percent']},{v.get('uncertain_tiles', 0)}"
+              for k, v in summary.items()]
     Path(path).write_text("\n".join(lines) + "\n")
 
 
@@ -153,7 +159,8 @@ class _Writer:
         for name, kind in (("tile_row", ogr.OFTInteger), ("tile_col", ogr.OFTInteger),
                            ("label", ogr.OFTString), ("score", ogr.OFTReal), ("top3", ogr.OFTString),
                            ("scene_cues", ogr.OFTString), ("object_cues", ogr.OFTString),
-                           ("fine_cues", ogr.OFTString), ("router", ogr.OFTString)):
+                           ("fine_cues", ogr.OFTString), ("router", ogr.OFTString),
+                           ("uncertain", ogr.OFTInteger)):
             self.layer.CreateField(ogr.FieldDefn(name, kind))
         self.defn = self.layer.GetLayerDefn()
         self.gt = gt
@@ -205,6 +212,7 @@ class _Writer:
         for lv, name in (("scene", "scene_cues"), ("object", "object_cues"), ("fine", "fine_cues")):
             f.SetField(name, ", ".join(c.name for c in result.cues[lv][:5]))
         f.SetField("router", json.dumps(result.router))
+        f.SetField("uncertain", int(bool(getattr(result, "uncertain", False))))
         self.layer.CreateFeature(f)
         if self.tds is not None:
             self.tds.GetRasterBand(1).WriteArray(
@@ -236,7 +244,25 @@ class _Writer:
         return outputs
 
 
-def plan(params: LabelParams, engine_gsd: float):
+def tile_gsd(requested: float | None, native_m: float, engine_gsd: float,
+             gsd_range: tuple[float, float]) -> tuple[float, str | None]:
+    """The scale tiles are read at, and a note when it is not the one asked for.
+
+    Default: the model's scale or the raster's own if coarser. Either way, and for a scale the
+    user typed, it is kept inside the range the model saw (outside it the model is guessing):
+    a 2 cm drone raster is read at the finest supported scale, a 60 m one at the coarsest.
+    """
+    lo, hi = gsd_range
+    gsd = float(requested or max(engine_gsd, native_m))
+    if lo <= gsd <= hi:
+        return gsd, None
+    clamped = min(max(gsd, lo), hi)
+    what = f"{gsd:g} m/px" + (" (asked for)" if requested else f" (the raster's native {native_m:.3g} m/px)")
+    return clamped, (f"Tiles are read at {clamped:g} m/px, not {what}: the model saw {lo:g}-{hi:g} m/px "
+                     f"and is not reliable outside that range.")
+
+
+def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] = (2.0, 32.0)):
     """Open the raster and compute the grid; cheap, so UIs can show a tile count first."""
     ds = open_raster(params.raster)
     gt = ds.GetGeoTransform()
@@ -246,7 +272,8 @@ def plan(params: LabelParams, engine_gsd: float):
     centre_lat = gt[3] + gt[5] * ds.RasterYSize / 2
     mx, my = metres_per_unit(srs, centre_lat)
     native_m = abs(gt[1]) * mx
-    gsd = float(params.gsd or max(engine_gsd, native_m))
+    gsd, note = tile_gsd(params.gsd, native_m, engine_gsd, gsd_range)
+    params.notes = [note] if note else []
     x0, y0, w, h = 0.0, 0.0, float(ds.RasterXSize), float(ds.RasterYSize)
     if params.extent is not None:
         xmin, ymin, xmax, ymax = params.extent
@@ -277,7 +304,8 @@ def label_raster(params: LabelParams, engine=None,
         gdal.SetCacheMax(GDAL_CACHE_BYTES)
     engine = engine or Engine.load()
     labels = engine.check_labels(params.labels) if params.labels else list(engine.default_labels)
-    ds, gt, srs, grid, gsd = plan(params, float(engine.meta.get("default_gsd_m", 4.0)))
+    ds, gt, srs, grid, gsd = plan(params, float(engine.meta.get("default_gsd_m", 4.0)),
+                                  tuple(engine.meta.get("gsd_range_m", (2.0, 32.0))))
     bands = params.bands or default_rgb_bands(ds)
     if any(b < 1 or b > ds.RasterCount for b in bands) or len(bands) != 3:
         raise RsSageError(f"Bands {bands} are not three bands of this {ds.RasterCount}-band raster.")
@@ -326,6 +354,7 @@ def label_raster(params: LabelParams, engine=None,
 
     writer = _Writer(params, ds, grid, gt, labels, gsd)
     counts: Counter = Counter()
+    uncertain: Counter = Counter()
 
     def write_loop():
         try:
@@ -333,6 +362,7 @@ def label_raster(params: LabelParams, engine=None,
                 for (row, col, x, y, size), res in item:
                     writer.write(row, col, x, y, size, res)
                     counts[res.label] += 1
+                    uncertain[res.label] += int(bool(getattr(res, "uncertain", False)))
         except BaseException as exc:
             errors.append(exc)
             stop.set()
@@ -374,14 +404,14 @@ def label_raster(params: LabelParams, engine=None,
         outputs = writer.close(keep, params)
     mx, my = metres_per_unit(srs, gt[3] + gt[5] * ds.RasterYSize / 2)
     cell_m2 = (grid.src_per_stride * abs(gt[1]) * mx) * (grid.src_per_stride * abs(gt[5]) * my)
-    summary = summarise(counts, cell_m2, labels)
+    summary = summarise(counts, cell_m2, labels, uncertain)
     summary_path = params.out_summary or str(Path(params.out_gpkg).with_suffix(".csv"))
     write_summary(summary, summary_path)
     outputs["summary"] = summary_path
     return LabelResult(tiles=grid.count, labelled=done, skipped_nodata=skipped["nodata"],
                        skipped_mask=skipped["mask"], seconds=time.perf_counter() - t0, gsd=gsd,
                        summary=summary, outputs=outputs, device=engine.device,
-                       nodata_rule=rule.describe(),
+                       nodata_rule=rule.describe(), uncertain=sum(uncertain.values()), notes=params.notes,
                        stretch=([float(v) for v in stretch.low], [float(v) for v in stretch.high]))
 
 

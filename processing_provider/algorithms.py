@@ -135,6 +135,8 @@ class LabelRasterAlgorithm(_Base):
             f"{res.labelled} tiles labelled at {res.gsd:.2f} m/px in {res.seconds:.1f} s "
             f"({res.tiles_per_s:.1f} tiles/s); skipped {res.skipped_nodata} mostly-nodata and "
             f"{res.skipped_mask} outside the mask")
+        for note in res.notes:
+            feedback.pushWarning(note)
         feedback.pushInfo(f"Nodata: {res.nodata_rule}; stretch low {res.stretch[0]}, high {res.stretch[1]}")
         for label, s in sorted(res.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
             feedback.pushInfo(f"  {label}: {s['area_ha']} ha ({s['percent']} %)")

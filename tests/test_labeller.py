@@ -48,7 +48,7 @@ def test_label_raster_writes_gpkg_tif_and_summary(engine, tmp_path):
     assert json.loads(tif.GetMetadataItem("RS_SAGE_CLASSES")) == p.labels
     assert tif.GetRasterBand(1).GetColorTable().GetCount() >= len(p.labels)
     summary = (tmp_path / "t.csv").read_text().splitlines()
-    assert summary[0] == "label,tiles,area_ha,percent" and len(summary) >= 2
+    assert summary[0] == "label,tiles,area_ha,percent,uncertain_tiles" and len(summary) >= 2
     total_ha = sum(v["area_ha"] for v in res.summary.values())
     assert abs(total_ha - 16 * 320 * 320 / 1e4) < 0.1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.gpkg", "t.tif", "t.tif.aux.xml"]
@@ -127,7 +127,7 @@ def test_failure_mid_run_leaves_nothing(engine, tmp_path, monkeypatch):
     ({"extent": (0, 0, 1, 1)}, "does not overlap"),
     ({"bands": [1, 2, 9]}, "not three bands"),
     ({"tile": 8}, "too small"),
-    ({"gsd": 0.1, "max_tiles": 100}, "tiles"),
+    ({"gsd": 2, "tile": 32, "max_tiles": 100}, "tiles"),  # 20 x 20 tiles
     ({"out_gpkg": "/no/such/folder/x.gpkg"}, "Output folder"),
 ])
 def test_bad_parameters_give_clear_errors(engine, tmp_path, kwargs, message):

@@ -306,7 +306,8 @@ def test_ask_on_a_drawn_region(dock, qgis_iface):
 def test_cancel_stops_and_leaves_no_layer(dock, qgis_iface):
     layer = add_raster(FIXTURES / "rgbn_clip.tif")
     dock.confirm_large = lambda n: True
-    set_up(dock, qgis_iface, layer, 0.5, 64)  # 2,560 px of 0.5 m over the clip: 1,600 tiles of 64 px
+    set_up(dock, qgis_iface, layer, 2, 32)  # 64 m tiles every 32 m over 1,280 m: 39 x 39 tiles
+    dock.overlap.setValue(50)
     dock.classify_button.click()
     assert dock.busy()
     dock.classify_button.click()  # a second click while running starts nothing
@@ -336,8 +337,9 @@ def test_errors_are_plain_messages_and_inputs_are_kept(dock, qgis_iface):
     asked = []
     dock.confirm_large = lambda n: asked.append(n) or False
     show(qgis_iface, layer)
-    dock.gsd.setValue(0.5)
+    dock.gsd.setValue(2)
     dock.tile.setValue(32)
+    dock.overlap.setValue(50)
     dock.classify_button.click()
     assert asked and asked[0] > dock.max_tiles() and dock.task is None
 

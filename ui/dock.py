@@ -99,11 +99,13 @@ class RsSageDock(QDockWidget):
         self.layer_combo.layerChanged.connect(self._layer_changed)
         form.addRow("Raster layer", self.layer_combo)
         self.gsd = QDoubleSpinBox(src)
-        self.gsd.setRange(0.01, 1000)
+        lo, hi = settings.get("gsd_range_m", (2.0, 32.0))
+        self.gsd.setRange(float(lo), float(hi))  # outside it the model is guessing
         self.gsd.setDecimals(2)
         self.gsd.setSuffix(" m/px")
         self.gsd.setValue(self.default_gsd)
-        self.gsd.setToolTip("Ground sampling distance at which tiles are read (the model saw 2-32 m/px)")
+        self.gsd.setToolTip(f"Ground sampling distance at which tiles are read (the model saw {lo:g}-{hi:g} m/px; "
+                            "finer or coarser rasters are resampled to this)")
         form.addRow("Scale", self.gsd)
         self.tile = QSpinBox(src)
         self.tile.setRange(32, 1024)
@@ -359,6 +361,10 @@ class RsSageDock(QDockWidget):
                     item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
                 self.summary.setItem(r, c, item)
         msg = f"{result.labelled} tiles classified in {result.seconds:.1f} s"
+        if result.uncertain:
+            msg += f"; {result.uncertain} uncertain (hatched)"
+        for note in result.notes:
+            msg += f". {note}"
         if result.skipped_nodata:
             msg += f"; {result.skipped_nodata} mostly-nodata tiles skipped ({result.nodata_rule})"
         self.warn(msg, Qgis.Success)

@@ -26,7 +26,9 @@ CLASSES_LAYER = "RS-SAGE classes"
 QUESTIONS_LAYER = "RS-SAGE questions"
 # The tile attributes the labeller writes, as QGIS fields (the panel and the algorithms share them).
 TILE_FIELDS = [("label", QVariant.String), ("score", QVariant.Double), ("top3", QVariant.String),
-               ("scene_cues", QVariant.String), ("object_cues", QVariant.String), ("router", QVariant.String)]
+               ("scene_cues", QVariant.String), ("object_cues", QVariant.String), ("router", QVariant.String),
+               ("uncertain", QVariant.Int)]
+UNCERTAIN = "uncertain"  # the category of tiles under the model's score threshold
 
 
 def _group(project: QgsProject):
@@ -66,7 +68,13 @@ def style_classes(layer: QgsVectorLayer, labels: list[str], present: set[str]) -
         sym = QgsFillSymbol.createSimple({"color": color.name(), "outline_color": "#ffffff",
                                           "outline_width": "0.2"})
         cats.append(QgsRendererCategory(lab, sym, lab))
-    layer.setRenderer(QgsCategorizedSymbolRenderer("label", cats))
+    # Uncertain tiles: grey diagonal hatching over no fill, whatever their label, so the map
+    # never shows a guess with the same weight as an answer.
+    hatch = QgsFillSymbol.createSimple({"color": "#9e9e9e", "style": "b_diagonal", "outline_color": "#616161",
+                                        "outline_width": "0.3"})
+    cats.append(QgsRendererCategory(UNCERTAIN, hatch, "uncertain (score under the threshold)"))
+    expression = f"CASE WHEN \"uncertain\" = 1 THEN '{UNCERTAIN}' ELSE \"label\" END"
+    layer.setRenderer(QgsCategorizedSymbolRenderer(expression, cats))
     layer.setOpacity(0.55)
     settings = QgsPalLayerSettings()
     settings.fieldName = "label"

@@ -64,7 +64,7 @@ def classify_work(source, extent, labels, gsd, tile, stride, max_tiles):
             for f in ds.GetLayer(0):
                 rows.append({"wkt": f.GetGeometryRef().ExportToWkt(),
                              **{k: f.GetField(k) for k in ("label", "score", "top3", "scene_cues",
-                                                           "object_cues", "router")}})
+                                                           "object_cues", "router", "uncertain")}})
             ds = None
         return {"rows": rows, "result": res}
 

@@ -208,6 +208,20 @@ def evaluate_ood(engine, tokens=None, queries=None, samples=None, limit: int | N
             "real_tiles": real_tiles(engine)}
 
 
+def mapping_markdown() -> list[str]:
+    """The name mapping used by the label-wording rows, as a table for the docs."""
+    from .dataset import AID_CLASSES
+
+    benches = list(OTHER_NAMES)
+    out = ["| AID class | " + " | ".join(benches) + " | broad | broad, never-trained |",
+           "|---|" + "---|" * (len(benches) + 2)]
+    for c in AID_CLASSES:
+        cells = [OTHER_NAMES[b].get(c, "") for b in benches]
+        broad = BROAD_NAMES.get(c, "")
+        out.append(f"| {AID_LABEL_TEXT[c]} | " + " | ".join(cells) + f" | {broad} | {BROAD_UNSEEN.get(broad, '')} |")
+    return out
+
+
 def ood_markdown(ood: dict, before: dict | None = None) -> list[str]:
     """Tables for docs/results.md; ``before`` (the same suite on the previous model) side by side."""
     def pair(cur, old):
@@ -230,6 +244,8 @@ def ood_markdown(ood: dict, before: dict | None = None) -> list[str]:
         unseen = ", ".join(r["unseen_names"]) or "none (all seen)"
         out.append(f"| {name} | {r['images']} | {r['labels']} | {pair(r['acc'], old.get('acc'))} | "
                    f"{100 * r['aid_names_acc']:.1f} | {pair(r['of_aid'], old.get('of_aid'))} | {unseen} |")
+    out += ["", "Names used per AID class (empty: that benchmark has no such scene; the image is left out "
+            "of that row):", "", *mapping_markdown()]
     rt = ood["real_tiles"]
     if "tiles" in rt:
         old = (before or {}).get("real_tiles", {})
@@ -242,3 +258,20 @@ def ood_markdown(ood: dict, before: dict | None = None) -> list[str]:
                        f"{d['score']} |")
     return out
 
+
+
+def ablation_ood_markdown(ab: dict) -> list[str]:
+    """The component ablations on the out-of-domain suite (``scripts/ablation_ood.py``)."""
+    conds = ["clean", "30 m", "Landsat colour", "30 m + Landsat colour + 16-bit"]
+    names = ["broad land cover", "broad, never-trained wording", "RSI-CB256"]
+    out = [f"### Ablations out of domain ({ab['epochs']} epochs each, seed {ab['seed']}, {ab['views']} view)", "",
+           "| variant | AID test top-1 | " + " | ".join(f"val, {c}" for c in conds) + " | "
+           + " | ".join(f"test, {n} names" for n in names) + " | real tiles |",
+           "|---|---|" + "---|" * (len(conds) + len(names) + 1)]
+    for v, r in ab["rows"].items():
+        ss = r["sensor_shift"]["conditions"]
+        lw = r["label_wording"]["rows"]
+        cells = [f"{100 * r['aid_test_top1']:.1f}", *(f"{100 * ss[c]['acc']:.1f}" for c in conds),
+                 *(f"{100 * lw[n]['acc']:.1f}" for n in names), f"{100 * r['real_tiles'].get('acc', 0):.1f}"]
+        out.append(f"| {v} | " + " | ".join(cells) + " |")
+    return out

@@ -60,6 +60,14 @@ def write_results(res: dict, path: Path) -> None:
                   "`python -m core eval --ood --ood-tag before --model-dir <that model's folder>`. "
                   "Name mapping: `core/ood_eval.py` (OTHER_NAMES, BROAD_NAMES, BROAD_UNSEEN); "
                   "hand labels: `docs/ood_real_tiles.csv`.", ""]
+    ab_path = path.parent / "ablation_ood.json"
+    if ab_path.is_file():
+        import json
+
+        from .ood_eval import ablation_ood_markdown
+
+        lines += [*ablation_ood_markdown(json.loads(ab_path.read_text())), "",
+                  "Produced by `.venv/bin/python scripts/ablation_ood.py` (trains what is missing, resumes).", ""]
     extra = path.parent / "results_notes.md"
     if extra.is_file():
         lines += [extra.read_text()]

@@ -401,3 +401,13 @@ def test_answer_annotation_frame_grows_with_the_text():
     short, long_ = frame("Yes (0.91)"), frame("Yes (0.91): harbour scene; " + "boats, piers, water; " * 12)
     assert short.width() == long_.width() == result_layers.ANNOTATION_WIDTH_MM
     assert 8 <= short.height() < long_.height() <= 80
+
+
+def test_unsupported_question_is_refused_in_the_panel(dock, qgis_iface):
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    set_up(dock, qgis_iface, layer, 5, 64)
+    dock.set_region(QgsGeometry.fromRect(layer.extent()), layer.crs())
+    dock.question.setCurrentText("What colour are the roofs?")
+    dock.ask_button.click()
+    assert "cannot answer questions about colours" in messages(qgis_iface, Qgis.Warning)
+    assert dock.task is None and dock.question.currentText() == "What colour are the roofs?"

@@ -78,6 +78,7 @@ class RsSageDock(QDockWidget):
         self.last_answer = None
         settings = model_settings()
         self.default_gsd = float(settings.get("default_gsd_m", 4.0))
+        self.gsd_range = tuple(float(v) for v in settings.get("gsd_range_m", (2.0, 32.0)))
         self._build()
         self.refresh_status()
         self._restore_layer()
@@ -99,7 +100,7 @@ class RsSageDock(QDockWidget):
         self.layer_combo.layerChanged.connect(self._layer_changed)
         form.addRow("Raster layer", self.layer_combo)
         self.gsd = QDoubleSpinBox(src)
-        lo, hi = settings.get("gsd_range_m", (2.0, 32.0))
+        lo, hi = self.gsd_range
         self.gsd.setRange(float(lo), float(hi))  # outside it the model is guessing
         self.gsd.setDecimals(2)
         self.gsd.setSuffix(" m/px")

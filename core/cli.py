@@ -76,7 +76,8 @@ def _label(args: argparse.Namespace) -> int:
         from .raster import open_raster
 
         nodata = {b: [(args.nodata, args.nodata)] for b in range(1, open_raster(args.raster).RasterCount + 1)}
-    params = LabelParams(raster=args.raster, out_gpkg=args.out, out_tif=args.tif, labels=labels,
+    params = LabelParams(raster=args.raster, out_gpkg=args.out, out_tif=args.tif, out_summary=args.summary,
+                         labels=labels,
                          gsd=args.gsd, tile=args.tile, stride=args.stride, mask=args.mask,
                          bands=args.bands, max_tiles=args.max_tiles, nodata=nodata)
     last = [-10.0]
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = add("label", _label, "batch-label a raster into a GeoPackage (+ class GeoTIFF)")
     lb.add_argument("raster")
     lb.add_argument("--out", required=True, help="output GeoPackage (one polygon per tile)")
-    lb.add_argument("--tif", default=None, help="optional class GeoTIFF (uint8 ids, colour table)")
+    lb.add_argument("--tif", default=None, help="optional class GeoTIFF (class ids, colour table, category names)")
+    lb.add_argument("--summary", default=None, help="per-class area summary, .csv or .json (default: OUT with .csv)")
     lbl = lb.add_mutually_exclusive_group()
     lbl.add_argument("--labels", nargs="+", default=None)
     lbl.add_argument("--labels-file", default=None)

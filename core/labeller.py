@@ -34,7 +34,18 @@ PALETTE = [
     (57, 59, 121), (99, 121, 57), (140, 109, 49), (132, 60, 57), (123, 65, 115),
     (82, 84, 163), (181, 207, 107), (231, 186, 82), (214, 97, 107), (206, 109, 189),
 ]  # 30 distinct colours: the AID list gets one each
-NODATA_CLASS = 255
+NODATA_CLASS = 255  # Byte class rasters (up to 255 labels); UInt16 ones use 65535
+
+
+def class_raster_type(n_labels: int):
+    """(GDAL type, numpy type, nodata) wide enough for ``n_labels`` ids plus a nodata value."""
+    from osgeo import gdal
+
+    if n_labels < 255:
+        return gdal.GDT_Byte, np.uint8, NODATA_CLASS
+    if n_labels < 65535:
+        return gdal.GDT_UInt16, np.uint16, 65535
+    raise RsSageError(f"{n_labels} labels are more than a class raster can hold (65,534).")
 # GDAL's block cache defaults to 5 % of RAM (1.2 GB on a 24 GB machine) and fills up on large
 # rasters; tiles are read row by row, so a few rows of blocks are all it needs.
 GDAL_CACHE_BYTES = 256 * 1024 * 1024
@@ -89,6 +100,31 @@ class LabelResult:
 def _atomic_tmp(path: str) -> str:
     p = Path(path)
     return str(p.with_name(f".{p.stem}.partial-{os.getpid()}{p.suffix}"))
+
+
+def clean_stale_partials(path: str) -> list[str]:
+    """Remove the hidden partial files a killed earlier run left for ``path`` (its process is gone)."""
+    import re
+
+    p = Path(path)
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(p.stem)}\.partial-(\d+){re.escape(p.suffix)}(\.aux\.xml)?$")
+    if not p.parent.is_dir():
+        return removed
+    for f in p.parent.iterdir():
+        m = pattern.match(f.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        f.unlink(missing_ok=True)
+        removed.append(str(f))
+    return removed
 
 
 def _mask_geometry(path: str, srs):
@@ -172,19 +208,20 @@ class _Writer:
             off = (grid.src_per_tile - grid.src_per_stride) / 2
             ox = gt[0] + (grid.x0 + off) * gt[1]
             oy = gt[3] + (grid.y0 + off) * gt[5]
+            gdal_type, self.class_dtype, nodata = class_raster_type(len(labels))
             self.tds = gdal.GetDriverByName("GTiff").Create(
-                self.tmp_tif, grid.cols, grid.rows, 1, gdal.GDT_Byte,
+                self.tmp_tif, grid.cols, grid.rows, 1, gdal_type,
                 options=["COMPRESS=DEFLATE", "TILED=YES"])
             self.tds.SetGeoTransform((ox, px * gt[1], 0, oy, 0, px * gt[5]))
             self.tds.SetProjection(ds.GetProjection())
             band = self.tds.GetRasterBand(1)
-            band.SetNoDataValue(NODATA_CLASS)
+            band.SetNoDataValue(nodata)
             ct = gdal.ColorTable()
             for i, _ in enumerate(labels):
                 ct.SetColorEntry(i, (*PALETTE[i % len(PALETTE)], 255))
             band.SetRasterColorTable(ct)
             band.SetCategoryNames(list(labels))
-            band.Fill(NODATA_CLASS)
+            band.Fill(nodata)
             self.tds.SetMetadataItem("RS_SAGE_CLASSES", json.dumps(list(labels)))
             for i, name in enumerate(labels):  # also inside the TIFF, for tools that skip .aux.xml
                 band.SetMetadataItem(f"CLASS_{i}", name)
@@ -216,7 +253,7 @@ class _Writer:
         self.layer.CreateFeature(f)
         if self.tds is not None:
             self.tds.GetRasterBand(1).WriteArray(
-                np.array([[self.labels.index(result.label)]], np.uint8), col, row)
+                np.array([[self.labels.index(result.label)]], self.class_dtype), col, row)
         self.n += 1
         if self.n % 2000 == 0:
             self.vds.CommitTransaction()
@@ -262,8 +299,72 @@ def tile_gsd(requested: float | None, native_m: float, engine_gsd: float,
                      f"and is not reliable outside that range.")
 
 
+MAX_TILE_PX = 1024  # larger tiles than the model's input only cost memory (a 100,000 px tile is 28 GiB)
+
+
+def validate_params(params: LabelParams) -> None:
+    """Numbers that make no sense are refused by name, never replaced by defaults in silence."""
+    import math
+
+    def bad(name: str, value, why: str):
+        raise RsSageError(f"{name} {value!r} {why}.")
+
+    if params.gsd is not None and not (isinstance(params.gsd, (int, float)) and math.isfinite(params.gsd)
+                                       and params.gsd > 0):
+        bad("The scale (m/px)", params.gsd, "must be a positive number")
+    if not 32 <= int(params.tile) <= MAX_TILE_PX:
+        bad("The tile size", params.tile, f"must be between 32 and {MAX_TILE_PX} px")
+    if params.stride is not None and not 1 <= int(params.stride) <= 4 * int(params.tile):
+        bad("The stride", params.stride, "must be between 1 px and 4 tile sizes (leave it out for no overlap)")
+    if params.max_tiles is not None and int(params.max_tiles) < 1:
+        bad("The tile limit", params.max_tiles, "must be at least 1 (leave it out for no limit)")
+    if not (isinstance(params.min_valid, (int, float)) and 0 < params.min_valid <= 1):
+        bad("The minimum valid share", params.min_valid, "must be above 0 and at most 1")
+    if int(params.batch) < 1:
+        bad("The batch size", params.batch, "must be at least 1")
+
+
+def summary_path(params: LabelParams) -> str:
+    return params.out_summary or str(Path(params.out_gpkg).with_suffix(".csv"))
+
+
+def check_outputs(params: LabelParams) -> None:
+    """Before any work: every output is a file we may write, not an input, not another output."""
+    def real(p: str) -> str:
+        return p if p.startswith("/vsi") else os.path.realpath(p)
+
+    outputs = {"tiles GeoPackage": params.out_gpkg, "class GeoTIFF": params.out_tif,
+               "summary": summary_path(params)}
+    outputs = {k: v for k, v in outputs.items() if v}
+    kinds = {"tiles GeoPackage": (".gpkg",), "class GeoTIFF": (".tif", ".tiff"), "summary": (".csv", ".json")}
+    inputs = {real(params.raster): "the input raster"}
+    if params.mask:
+        inputs[real(params.mask)] = "the mask layer"
+    seen: dict[str, str] = {}
+    for what, path in outputs.items():
+        if not path.lower().endswith(kinds[what]):
+            raise RsSageError(f"The {what} must end in {' or '.join(kinds[what])}: {path}")
+        r = real(path)
+        for candidate in (r, r + ".aux.xml"):
+            if candidate in inputs:
+                raise RsSageError(f"The {what} {path} would overwrite {inputs[candidate]}; choose another name.")
+        if r in seen:
+            raise RsSageError(f"The {what} and the {seen[r]} are the same file ({path}); give each its own name.")
+        seen[r] = what
+        if os.path.isdir(r):
+            raise RsSageError(f"The {what} {path} is a folder; give a file name.")
+        parent = os.path.dirname(r) or "."
+        if not os.path.isdir(parent):
+            raise RsSageError(f"Output folder does not exist: {parent}")
+        if not os.access(parent, os.W_OK):
+            raise RsSageError(f"Cannot write to the folder {parent} (read-only or no permission).")
+        if os.path.exists(r) and not os.access(r, os.W_OK):
+            raise RsSageError(f"The {what} {path} exists and cannot be replaced (read-only).")
+
+
 def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] = (2.0, 32.0)):
     """Open the raster and compute the grid; cheap, so UIs can show a tile count first."""
+    validate_params(params)
     ds = open_raster(params.raster)
     gt = ds.GetGeoTransform()
     if gt[2] != 0 or gt[4] != 0:
@@ -300,6 +401,11 @@ def label_raster(params: LabelParams, engine=None,
     from .engine import Engine
 
     t0 = time.perf_counter()
+    validate_params(params)
+    check_outputs(params)  # before the model loads or a pixel is read
+    for out in (params.out_gpkg, params.out_tif):
+        if out:
+            clean_stale_partials(out)
     if gdal.GetCacheMax() > GDAL_CACHE_BYTES:
         gdal.SetCacheMax(GDAL_CACHE_BYTES)
     engine = engine or Engine.load()
@@ -313,9 +419,6 @@ def label_raster(params: LabelParams, engine=None,
     if params.stretch:  # the caller's own (a hand-set QGIS min/max); validity stays the rule's
         stretch = Stretch(np.array(params.stretch[0], np.float32), np.array(params.stretch[1], np.float32))
     mask = _mask_geometry(params.mask, srs) if params.mask else None
-    for out in (params.out_gpkg, params.out_tif):
-        if out and not Path(out).parent.exists():
-            raise RsSageError(f"Output folder does not exist: {Path(out).parent}")
 
     tiles_q: queue.Queue = queue.Queue(maxsize=3)
     write_q: queue.Queue = queue.Queue(maxsize=3)
@@ -405,9 +508,8 @@ def label_raster(params: LabelParams, engine=None,
     mx, my = metres_per_unit(srs, gt[3] + gt[5] * ds.RasterYSize / 2)
     cell_m2 = (grid.src_per_stride * abs(gt[1]) * mx) * (grid.src_per_stride * abs(gt[5]) * my)
     summary = summarise(counts, cell_m2, labels, uncertain)
-    summary_path = params.out_summary or str(Path(params.out_gpkg).with_suffix(".csv"))
-    write_summary(summary, summary_path)
-    outputs["summary"] = summary_path
+    write_summary(summary, summary_path(params))
+    outputs["summary"] = summary_path(params)
     return LabelResult(tiles=grid.count, labelled=done, skipped_nodata=skipped["nodata"],
                        skipped_mask=skipped["mask"], seconds=time.perf_counter() - t0, gsd=gsd,
                        summary=summary, outputs=outputs, device=engine.device,

@@ -1,0 +1,90 @@
+"""Outputs never destroy inputs or each other; nonsense parameters are refused by name."""
+
+import hashlib
+import os
+import shutil
+
+import pytest
+from helpers import FIXTURES
+
+from core.cli import main
+from core.labeller import LabelParams, clean_stale_partials, label_raster
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def raster(tmp_path):
+    path = tmp_path / "in.tif"
+    shutil.copy(FIXTURES / "rgbn_clip.tif", path)
+    return path
+
+
+def run(raster, out, *extra):
+    return main(["label", str(raster), "--out", str(out), "--gsd", "5", "--tile", "64", *extra])
+
+
+@pytest.mark.parametrize("case", ["tif_is_input", "gpkg_is_csv", "gpkg_is_tif", "out_is_folder",
+                                  "summary_is_tif", "out_is_input"])
+def test_clashing_outputs_are_refused_before_any_work(raster, tmp_path, capsys, case):
+    before = digest(raster)
+    args = {
+        "tif_is_input": (tmp_path / "o.gpkg", "--tif", str(raster)),
+        "gpkg_is_csv": (tmp_path / "x.csv",),
+        "gpkg_is_tif": (tmp_path / "x.gpkg", "--tif", str(tmp_path / "x.gpkg")),
+        "out_is_folder": (tmp_path / "folder.gpkg",),
+        "summary_is_tif": (tmp_path / "o.gpkg", "--tif", str(tmp_path / "o.tif"),
+                           "--summary", str(tmp_path / "o.tif")),
+        "out_is_input": (raster,),
+    }[case]
+    if case == "out_is_folder":
+        (tmp_path / "folder.gpkg").mkdir()
+    listing = sorted(os.listdir(tmp_path))
+    assert run(raster, *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert digest(raster) == before
+    assert sorted(os.listdir(tmp_path)) == listing  # nothing written, nothing removed
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--gsd", "nan"], "scale"), (["--gsd", "inf"], "scale"), (["--gsd", "0"], "scale"),
+    (["--gsd", "-3"], "scale"), (["--stride", "0"], "stride"), (["--max-tiles", "0"], "tile limit"),
+    (["--tile", "100000"], "tile size"), (["--tile", "8"], "tile size"),
+])
+def test_nonsense_numbers_are_refused_by_name(raster, tmp_path, capsys, flags, message):
+    out = tmp_path / "o.gpkg"
+    assert main(["label", str(raster), "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_many_labels_get_a_wide_class_raster(tmp_path):
+    from osgeo import gdal
+
+    from core.engine import Engine
+
+    labels = [f"class number {i}" for i in range(300)]
+    p = LabelParams(str(FIXTURES / "rgbn_clip.tif"), str(tmp_path / "m.gpkg"), out_tif=str(tmp_path / "m.tif"),
+                    gsd=5, tile=128, labels=labels)
+    label_raster(p, Engine.load(user_kb=False, views=1))
+    ds = gdal.Open(str(tmp_path / "m.tif"))
+    band = ds.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_UInt16 and band.GetNoDataValue() == 65535
+    ids = band.ReadAsArray()
+    assert ids.max() < 300 and len(band.GetCategoryNames()) == 300
+
+
+def test_partial_files_of_killed_runs_are_cleaned(tmp_path):
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    stale = tmp_path / f".o.partial-{dead}.gpkg"
+    stale.write_bytes(b"x")
+    live = tmp_path / f".o.partial-{os.getpid()}.gpkg"
+    live.write_bytes(b"x")
+    other = tmp_path / ".unrelated.partial-1.gpkg"
+    other.write_bytes(b"x")
+    assert clean_stale_partials(str(tmp_path / "o.gpkg")) == [str(stale)]
+    assert not stale.exists() and live.exists() and other.exists()

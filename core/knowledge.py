@@ -65,6 +65,31 @@ def read_entries(path: Path) -> list[Entry]:
         return [Entry(**json.loads(line)) for line in f if line.strip()]
 
 
+def read_user_entries(path: Path, warn=None) -> list[Entry]:
+    """The user's entries; a broken line is skipped with a warning naming file and line, so one
+    bad edit never stops classification (the shipped base is checksummed and read strictly)."""
+    import logging
+
+    warn = warn or logging.getLogger("rs_sage").warning
+    out = []
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                entry = Entry(**{k: row[k] for k in ("id", "level", "name", "text", "source")},
+                              aliases=list(row.get("aliases") or []))
+                if not entry.name.strip() or not entry.text.strip():
+                    raise ValueError("empty name or text")
+                normalise_level(entry.level)
+            except (ValueError, KeyError, TypeError, KnowledgeBaseError) as exc:
+                warn(f"{path}, line {n}: skipped, not a valid entry ({exc}).")
+                continue
+            out.append(entry)
+    return out
+
+
 def write_entries(path: Path, entries: list[Entry]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for e in entries:
@@ -171,7 +196,7 @@ class UserKnowledge:
         path = self.folder / ENTRIES_FILE
         if not path.is_file():
             return [], np.zeros((0, 384), np.float32)
-        entries = read_entries(path)
+        entries = read_user_entries(path)
         emb_path = self.folder / EMBEDDINGS_FILE
         emb = np.load(emb_path) if emb_path.is_file() else np.zeros((0, 384), np.float32)
         if len(emb) != len(entries):  # embeddings missing or stale: re-embed, never guess
@@ -184,11 +209,16 @@ class UserKnowledge:
         existing, emb = self.load()
         taken = {(e.level, e.name.lower()) for e in shipped + existing}
         new: list[Entry] = []
+        if len(items) > MAX_IMPORT_ENTRIES:
+            raise KnowledgeBaseError(f"{len(items)} entries in one import; the limit is {MAX_IMPORT_ENTRIES}.")
         for n, item in enumerate(items, 1):
             where = f"entry {n}" if len(items) > 1 else "entry"
-            level = normalise_level(str(item.get("level", "")))
-            name = str(item.get("name", "")).strip()
-            text = str(item.get("text", "")).strip()
+            level = normalise_level(_text(item.get("level")))
+            name = _text(item.get("name"))
+            text = _text(item.get("text"))
+            if len(name) > MAX_NAME_CHARS or len(text) > MAX_TEXT_CHARS:
+                raise KnowledgeBaseError(f"{where} '{name[:40]}': name over {MAX_NAME_CHARS} or text over "
+                                         f"{MAX_TEXT_CHARS} characters.")
             if not name:
                 raise KnowledgeBaseError(f"{where}: the name is empty.")
             if not text:
@@ -199,7 +229,7 @@ class UserKnowledge:
                 raise KnowledgeBaseError(f"{where}: a {level} entry named '{name}' already exists.")
             taken.add((level, name.lower()))
             new.append(Entry(id=f"user:{level}:{name.lower()}", level=level, name=name, text=text,
-                             source="user", aliases=list(item.get("aliases", []) or [])))
+                             source="user", aliases=_aliases(item.get("aliases"))))
         if not new:
             raise KnowledgeBaseError("Nothing to add: the file holds no entries.")
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -208,22 +238,49 @@ class UserKnowledge:
         return new
 
 
+MAX_IMPORT_ENTRIES = 10_000
+MAX_NAME_CHARS = 100
+MAX_TEXT_CHARS = 1_000
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+def _text(value) -> str:
+    """A cell as text: missing (None, absent CSV cell) is empty, never the string 'None'."""
+    return "" if value is None else str(value).strip()
+
+
+def _aliases(value) -> list[str]:
+    """A list as given, or one string split on ';' or ',' (a CSV cell), never into characters."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        import re
+
+        return [a.strip() for a in re.split(r"[;,|]", value) if a.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(a).strip() for a in value if str(a).strip()]
+    raise KnowledgeBaseError(f"aliases must be a list or a ';'-separated string, not {type(value).__name__}.")
+
+
 def read_import_file(path: Path) -> list[dict]:
     """Entries from a JSON list (or {"entries": [...]}) or a CSV with level,name,text columns."""
     path = Path(path)
     if not path.is_file():
         raise KnowledgeBaseError(f"File not found: {path}")
     suffix = path.suffix.lower()
+    if path.stat().st_size > MAX_IMPORT_BYTES:
+        raise KnowledgeBaseError(f"{path} is {path.stat().st_size / 1e6:.1f} MB; the limit is "
+                                 f"{MAX_IMPORT_BYTES / 1e6:.0f} MB.")
     try:
         if suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
             if isinstance(data, dict):
                 data = data.get("entries")
             if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
                 raise KnowledgeBaseError(f"{path}: expected a JSON list of objects with level, name, text.")
             return data
         if suffix == ".csv":
-            with open(path, newline="", encoding="utf-8") as f:
+            with open(path, newline="", encoding="utf-8-sig") as f:  # Excel writes a BOM
                 reader = csv.DictReader(f)
                 missing = {"level", "name", "text"} - set(reader.fieldnames or [])
                 if missing:

@@ -134,3 +134,36 @@ def test_build_reproduces_the_shipped_base(shared_data, tmp_path):
     a, b = np.load(tmp_path / "kb" / "embeddings.npy"), np.load(KB_DIR / "embeddings.npy")
     assert np.abs(a - b).max() <= shipped["float_tolerance"]
     assert manifest["counts"] == shipped["counts"]
+
+
+def test_a_broken_user_line_is_skipped_with_a_warning(kb, tmp_path):
+    user = UserKnowledge(tmp_path / "user")
+    user.add([{"level": "object", "name": "wind turbine", "text": "tall white towers with three blades"}],
+             kb.entries)
+    path = tmp_path / "user" / "entries.jsonl"
+    path.write_text(path.read_text() + '{"id": "user:object:broken", "level": "object", "na\n{not json}\n')
+    warnings = []
+    from core.knowledge import read_user_entries
+
+    entries = read_user_entries(path, warnings.append)
+    assert [e.name for e in entries] == ["wind turbine"]
+    assert len(warnings) == 2 and "line 2" in warnings[0] and "line 3" in warnings[1] and str(path) in warnings[0]
+    merged = KnowledgeBase.load(user_dir=tmp_path / "user")  # classification still starts
+    assert len(merged.entries) == len(kb.entries) + 1
+
+
+def test_import_reads_excel_csv_and_keeps_missing_text_missing(kb, tmp_path):
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("level,name,text,aliases\r\nobject,wind turbine,tall white towers,windmill; wind farm\r\n"
+                    .encode("utf-8-sig"))
+    rows = read_import_file(bom)
+    assert rows[0]["level"] == "object"  # not "\ufefflevel"
+    user = UserKnowledge(tmp_path / "user")
+    (added,) = user.add(rows, kb.entries)
+    assert added.aliases == ["windmill", "wind farm"]  # split, not characters
+    short = tmp_path / "short.csv"
+    short.write_text("level,name,text\nobject,solar roof\n")
+    with pytest.raises(KnowledgeBaseError, match="text is empty"):
+        user.add(read_import_file(short), kb.entries)
+    with pytest.raises(KnowledgeBaseError, match="characters"):
+        user.add([{"level": "object", "name": "x" * 500, "text": "y"}], kb.entries)

@@ -11,17 +11,43 @@ import numpy as np
 from .errors import RsSageError
 
 
+MAX_IMAGE_PIXELS = 4096 * 4096  # one scene: larger images belong in ``python -m core label``
+
+
 def read_image(path: str) -> np.ndarray:
+    """An image file as RGB uint8. 16-bit and float images are stretched (2-98 % per band, as
+    the labeller does) instead of being clipped to white; huge images are refused by size."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     if not p.is_file():
         raise RsSageError(f"Image not found: {path}")
     try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise RsSageError(f"{path} is {w} x {h} px, more than one scene ({MAX_IMAGE_PIXELS:,} px); "
+                                      "label it as a raster with 'python -m core label' instead.")
+                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    return _stretch_to_rgb(np.asarray(im, dtype=np.float64))
+                return np.asarray(im.convert("RGB"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise RsSageError(f"{path} is too large to open as one image: {exc}") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise RsSageError(f"Cannot read {path} as an image: {exc}") from exc
+
+
+def _stretch_to_rgb(a: np.ndarray) -> np.ndarray:
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        raise RsSageError("The image holds no finite values.")
+    lo, hi = np.percentile(finite, [2, 98])
+    grey = np.clip((np.nan_to_num(a, nan=lo) - lo) / max(hi - lo, 1e-6) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def _labels(args: argparse.Namespace) -> list[str] | None:

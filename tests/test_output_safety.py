@@ -88,3 +88,26 @@ def test_partial_files_of_killed_runs_are_cleaned(tmp_path):
     other.write_bytes(b"x")
     assert clean_stale_partials(str(tmp_path / "o.gpkg")) == [str(stale)]
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_sixteen_bit_png_is_stretched_not_white(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from core.predict_cli import read_image
+
+    ramp = np.tile(np.linspace(2000, 30000, 64), (64, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "dn.png")
+    rgb = read_image(str(tmp_path / "dn.png"))
+    assert rgb.dtype == np.uint8 and rgb.shape == (64, 64, 3)
+    assert rgb[:, :5].mean() < 30 and rgb[:, -5:].mean() > 225  # a ramp, not saturated white
+
+
+def test_huge_image_is_refused_with_a_message(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4200, 4200), np.uint8)).save(tmp_path / "big.png")
+    assert main(["classify", str(tmp_path / "big.png")]) == 2
+    err = capsys.readouterr().err
+    assert "more than one scene" in err and "core label" in err and "Traceback" not in err

@@ -5,3 +5,11 @@ Importing this package is cheap: torch, transformers and onnxruntime load on fir
 """
 
 __version__ = "0.1.0"
+
+# Everything runs offline: no hub look-ups, no telemetry, whatever the user's environment says
+# (set before any library that reads these is imported).
+import os as _os
+
+for _key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "HF_DATASETS_OFFLINE",
+             "DO_NOT_TRACK"):
+    _os.environ[_key] = "1"

@@ -25,7 +25,7 @@ def _load(path: Path):
 
     from .model import ModelConfig, RsSageModel
 
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = torch.load(path, map_location="cpu", weights_only=True)
     model = RsSageModel(ModelConfig.from_dict(ck["config"]), pretrained=False)
     model.load_state_dict(ck["model"])
     return model.eval()
@@ -56,7 +56,7 @@ def run_ablations(root: Path = ROOT, epochs: int = ABLATION_EPOCHS, variants=Non
             from .dataset import AID_CLASSES
 
             model = BaselineClassifier(ModelConfig(), len(AID_CLASSES), pretrained=False)
-            model.load_state_dict(torch.load(path, weights_only=False)["model"])
+            model.load_state_dict(torch.load(path, weights_only=True)["model"])
             rows[v] = {"acc": baseline_accuracy(model, data, "test"), "vqa": {}, "vqa_avg": None}
         else:
             rows[v] = evaluate_split(_load(path), data, "test", kb_emb)

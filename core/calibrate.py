@@ -78,6 +78,9 @@ def write_threshold(model_dir: Path, threshold: float) -> None:
         for k, v in props.items():
             m.metadata_props.add(key=k, value=v)
         onnx.save(m, str(model_dir / name))
+    from .model_files import write_checksums
+
+    write_checksums(model_dir)
 
 
 def main(args: argparse.Namespace) -> int:

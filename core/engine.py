@@ -140,6 +140,9 @@ class Engine:
             if not p.is_file():
                 raise ModelError(f"Model file missing: {p}. Reinstall the plugin or run "
                                  "'python -m core export'.")
+        from .model_files import verify
+
+        verify(model_dir)  # before onnxruntime parses anything
         providers = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         available = set(ort.get_available_providers())
         providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]

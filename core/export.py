@@ -23,7 +23,7 @@ def load_checkpoint(path: str | Path):
 
     from .model import ModelConfig, RsSageModel
 
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = torch.load(path, map_location="cpu", weights_only=True)
     cfg = ModelConfig.from_dict(ck["config"])
     model = RsSageModel(cfg, pretrained=False)
     model.load_state_dict(ck["model"])
@@ -110,4 +110,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path | None = None) -> di
         for key, value in {**common, **extra[path.name]}.items():
             m.metadata_props.add(key=key, value=json.dumps(value))
         onnx.save(m, str(path))
+    from .model_files import write_checksums
+
+    write_checksums(out)
     return {"encoder": enc_path, "experts": exp_path}

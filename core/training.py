@@ -198,7 +198,7 @@ def _resume(path: Path, model, opt, sched) -> int:
 
     if not path.is_file():
         return 0
-    ck = torch.load(path, weights_only=False)
+    ck = torch.load(path, weights_only=True)
     if ck["sched"].get("total_steps") != sched.total_steps:
         from .errors import RsSageError
 

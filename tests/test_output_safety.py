@@ -111,3 +111,28 @@ def test_huge_image_is_refused_with_a_message(tmp_path, capsys):
     assert main(["classify", str(tmp_path / "big.png")]) == 2
     err = capsys.readouterr().err
     assert "more than one scene" in err and "core label" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "no_checksums"])
+def test_damaged_model_files_are_refused_at_load(tmp_path, damage):
+    import json
+
+    from core.engine import Engine
+    from core.errors import ModelError
+    from core.paths import MODEL_DIR
+
+    models = tmp_path / "models"
+    shutil.copytree(MODEL_DIR, models)
+    experts = models / "experts.onnx"
+    data = bytearray(experts.read_bytes())
+    if damage == "truncate":
+        experts.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0x01  # one bit of one weight
+        experts.write_bytes(data)
+    else:
+        meta = json.loads((models / "model.json").read_text())
+        del meta["files_sha256"]
+        (models / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="checksum|checksums"):
+        Engine.load(models, user_kb=False)

@@ -10,7 +10,6 @@ import numpy as np
 
 from .errors import RsSageError
 
-
 MAX_IMAGE_PIXELS = 4096 * 4096  # one scene: larger images belong in ``python -m core label``
 
 

@@ -161,3 +161,27 @@ def test_cli_label_matches_the_library(engine, tmp_path, capsys):
                                           (1.2e9, "1,200 km²")])
 def test_areas_read_in_m2_ha_km2(m2, text):
     assert format_area(m2) == text
+
+
+@pytest.mark.parametrize("declare", [True, False])
+def test_nan_pixels_are_nodata_declared_or_not(engine, tmp_path, declare):
+    from osgeo import gdal
+
+    from core.labeller import LabelParams, label_raster
+
+    src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
+    path = str(tmp_path / "nan.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 256, 256, 3, gdal.GDT_Float32)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    for b in (1, 2, 3):
+        a = src.GetRasterBand(b).ReadAsArray().astype(np.float32)
+        a[:, :128] = np.nan  # the left half
+        ds.GetRasterBand(b).WriteArray(a)
+        if declare:
+            ds.GetRasterBand(b).SetNoDataValue(float("nan"))
+    ds = None
+    res = label_raster(LabelParams(path, str(tmp_path / "n.gpkg"), gsd=5, tile=64), engine)
+    assert res.labelled == 8 and res.skipped_nodata == 8
+    assert {c for _, c in labelled_tiles(tmp_path / "n.gpkg")} == {2, 3}
+    assert sum(v["tiles"] for v in res.summary.values()) == 8  # NaN never enters the area summary

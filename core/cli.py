@@ -63,6 +63,9 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+LARGE_PLAN_TILES = 250_000  # about 45 min at 100 tiles/s: larger runs need --allow-large
+
+
 def _label(args: argparse.Namespace) -> int:
     from .labeller import LabelParams, label_raster
 
@@ -76,10 +79,13 @@ def _label(args: argparse.Namespace) -> int:
         from .raster import open_raster
 
         nodata = {b: [(args.nodata, args.nodata)] for b in range(1, open_raster(args.raster).RasterCount + 1)}
+    max_tiles = args.max_tiles
+    if max_tiles is None and not args.allow_large:
+        max_tiles = LARGE_PLAN_TILES
     params = LabelParams(raster=args.raster, out_gpkg=args.out, out_tif=args.tif, out_summary=args.summary,
                          labels=labels,
                          gsd=args.gsd, tile=args.tile, stride=args.stride, mask=args.mask,
-                         bands=args.bands, max_tiles=args.max_tiles, nodata=nodata)
+                         bands=args.bands, max_tiles=max_tiles, nodata=nodata)
     last = [-10.0]
 
     def progress(pct: float) -> None:
@@ -168,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--stride", type=int, default=None, help="tile step in pixels (overlap)")
     lb.add_argument("--mask", default=None, help="polygon file: label only tiles touching it")
     lb.add_argument("--bands", type=int, nargs=3, default=None, help="R G B band numbers")
-    lb.add_argument("--max-tiles", type=int, default=None)
+    lb.add_argument("--max-tiles", type=int, default=None,
+                    help=f"refuse plans with more tiles (default {LARGE_PLAN_TILES:,} unless --allow-large)")
+    lb.add_argument("--allow-large", action="store_true", help="run plans of any size")
     lb.add_argument("--nodata", type=float, default=None,
                     help="extra nodata value in every band (the file's own nodata, NaN, the mask band and "
                          "a fill collar found along the border are always skipped)")

@@ -388,8 +388,8 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
     stride = params.stride or params.tile
     grid = make_grid(w, h, x0, y0, native_m, gsd, params.tile, stride)
     if params.max_tiles and grid.count > params.max_tiles:
-        raise RsSageError(f"This would make {grid.count} tiles (limit {params.max_tiles}); "
-                          "use a coarser scale, a smaller extent or raise the limit.")
+        raise RsSageError(f"This would make {grid.count:,} tiles (limit {params.max_tiles:,}); use a coarser "
+                          "scale, a smaller extent, or raise the limit (CLI: --max-tiles N or --allow-large).")
     return ds, gt, srs, grid, gsd
 
 
@@ -419,6 +419,8 @@ def label_raster(params: LabelParams, engine=None,
     if params.stretch:  # the caller's own (a hand-set QGIS min/max); validity stays the rule's
         stretch = Stretch(np.array(params.stretch[0], np.float32), np.array(params.stretch[1], np.float32))
     mask = _mask_geometry(params.mask, srs) if params.mask else None
+    if progress:
+        progress(0.0)  # the plan is made: show the bar from the first second
 
     tiles_q: queue.Queue = queue.Queue(maxsize=3)
     write_q: queue.Queue = queue.Queue(maxsize=3)

@@ -312,8 +312,11 @@ def validate_params(params: LabelParams) -> None:
     if params.gsd is not None and not (isinstance(params.gsd, (int, float)) and math.isfinite(params.gsd)
                                        and params.gsd > 0):
         bad("The scale (m/px)", params.gsd, "must be a positive number")
-    if not 32 <= int(params.tile) <= MAX_TILE_PX:
-        bad("The tile size", params.tile, f"must be between 32 and {MAX_TILE_PX} px")
+    if int(params.tile) < 32:
+        bad("The tile size", params.tile, "is too small; the tile size must be between 32 and "
+            f"{MAX_TILE_PX} px")
+    if int(params.tile) > MAX_TILE_PX:
+        bad("The tile size", params.tile, f"is too large; the tile size must be between 32 and {MAX_TILE_PX} px")
     if params.stride is not None and not 1 <= int(params.stride) <= 4 * int(params.tile):
         bad("The stride", params.stride, "must be between 1 px and 4 tile sizes (leave it out for no overlap)")
     if params.max_tiles is not None and int(params.max_tiles) < 1:

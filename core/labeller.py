@@ -287,7 +287,7 @@ def tile_gsd(requested: float | None, native_m: float, engine_gsd: float,
 
     Default: the model's scale or the raster's own if coarser. Either way, and for a scale the
     user typed, it is kept inside the range the model saw (outside it the model is guessing):
-    a 2 cm drone raster is read at the finest supported scale, a 60 m one at the coarsest.
+    a 2 cm drone raster is read at the model's default scale, a 60 m one at the coarsest (32 m).
     """
     lo, hi = gsd_range
     gsd = float(requested or max(engine_gsd, native_m))

@@ -373,9 +373,7 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
     if gt[2] != 0 or gt[4] != 0:
         raise RsSageError("Rotated rasters are not supported; warp it to north-up first.")
     srs = ds.GetSpatialRef()
-    centre_lat = gt[3] + gt[5] * ds.RasterYSize / 2
-    mx, my = metres_per_unit(srs, centre_lat)
-    native_m = abs(gt[1]) * mx
+    native_m = native_gsd(ds, gt, srs)
     gsd, note = tile_gsd(params.gsd, native_m, engine_gsd, gsd_range)
     params.notes = [note] if note else []
     x0, y0, w, h = 0.0, 0.0, float(ds.RasterXSize), float(ds.RasterYSize)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RsSageError
-from .valid_pixels import PixelRule, UserNoData, valid_stretch
+from .valid_pixels import PixelRule, UserNoData, declared_rule, valid_stretch
 
 
 @dataclass
@@ -75,10 +75,7 @@ def read_rgb(ds, bands: list[int], xoff: int, yoff: int, xsize: int, ysize: int,
 
     alg = {"average": gdal.GRIORA_Average, "bilinear": gdal.GRIORA_Bilinear,
            "nearest": gdal.GRIORA_NearestNeighbour}[resample]
-    if rule is None:
-        rule = PixelRule(tuple(bands), tuple(ds.GetRasterBand(b).GetNoDataValue() for b in bands),
-                         fill=None, use_mask=bool(ds.GetRasterBand(bands[0]).GetMaskFlags()
-                                                  & gdal.GMF_PER_DATASET))
+    rule = rule or declared_rule(ds, bands)
     arrays = []
     for b in bands:
         a = ds.GetRasterBand(b).ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=out_w, buf_ysize=out_h,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,7 +85,6 @@ class Sample:
 
     arrays: np.ndarray  # [C,h,w]
     mask: np.ndarray | None  # per-dataset mask at the same size, or None
-    extra: dict = field(default_factory=dict)
 
 
 def read_sample(ds, bands: list[int], max_side: int = SAMPLE_SIDE) -> Sample:
@@ -108,17 +107,26 @@ def read_sample(ds, bands: list[int], max_side: int = SAMPLE_SIDE) -> Sample:
     return Sample(arrays, mask)
 
 
-def detect_fill(arrays: np.ndarray) -> float | None:
+def _border(x: np.ndarray) -> np.ndarray:
+    """The outermost pixels of [..., H, W] as [..., N]."""
+    return np.concatenate([x[..., 0, :], x[..., -1, :], x[..., 1:-1, 0], x[..., 1:-1, -1]], axis=-1)
+
+
+def detect_fill(arrays: np.ndarray, valid: np.ndarray | None = None) -> float | None:
     """The value padding the footprint, or None: the most common value that every band holds at
     once along the raster's border, if it covers at least ``MIN_COLLAR_SHARE`` of the border and
-    is the smallest or largest value in the sample (fill is an extreme: 0, 255, 65535, -9999)."""
+    is the smallest or largest value in the sample (fill is an extreme: 0, 255, 65535, -9999).
+    Pixels outside ``valid`` (already nodata by another rule) take no part."""
     a = np.asarray(arrays)
     if a.ndim != 3 or min(a.shape[1:]) < 2:
         return None
-    ring = np.concatenate([a[:, 0, :], a[:, -1, :], a[:, 1:-1, 0], a[:, 1:-1, -1]], axis=1)  # [C,N]
-    same = (ring == ring[:1]).all(axis=0)
+    valid = np.ones(a.shape[1:], bool) if valid is None else valid
     if a.dtype.kind == "f":
-        same &= np.isfinite(ring[0])
+        valid = valid & np.isfinite(a).all(axis=0)
+    if not valid.any():
+        return None
+    ring = _border(a)  # [C,N]
+    same = (ring == ring[:1]).all(axis=0) & _border(valid)
     if not same.any():
         return None
     values, counts = np.unique(ring[0][same], return_counts=True)
@@ -126,31 +134,31 @@ def detect_fill(arrays: np.ndarray) -> float | None:
     if counts[best] < MIN_COLLAR_SHARE * ring.shape[1]:
         return None
     v = float(values[best])
-    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
-    if v not in (float(finite.min()), float(finite.max())):
+    inside = a[:, valid]
+    if v not in (float(inside.min()), float(inside.max())):
         return None
     return v
+
+
+def declared_rule(ds, bands: list[int], user: UserNoData | None = None) -> PixelRule:
+    """The rule from what the file and the user declare (nodata, user ranges, mask band), no fill."""
+    from osgeo import gdal
+
+    return PixelRule(
+        tuple(bands), tuple(ds.GetRasterBand(b).GetNoDataValue() for b in bands),
+        tuple(tuple((float(lo), float(hi)) for lo, hi in (user or {}).get(b, ())) for b in bands),
+        fill=None, use_mask=bool(ds.GetRasterBand(bands[0]).GetMaskFlags() & gdal.GMF_PER_DATASET))
 
 
 def pixel_rule(ds, bands: list[int], user: UserNoData | None = None, sample: Sample | None = None
                ) -> PixelRule:
     """The rule for ``bands`` of ``ds``: declared and user nodata, the mask band, detected fill."""
-    from osgeo import gdal
-
-    declared = tuple(ds.GetRasterBand(b).GetNoDataValue() for b in bands)
-    user_ranges = tuple(tuple((float(lo), float(hi)) for lo, hi in (user or {}).get(b, ())) for b in bands)
-    use_mask = bool(ds.GetRasterBand(bands[0]).GetMaskFlags() & gdal.GMF_PER_DATASET)
     sample = sample or read_sample(ds, bands)
+    declared = declared_rule(ds, bands, user)
     # Fill is looked for among the pixels the other rules leave valid (a declared nodata collar
     # is already handled, and must not make the scene's own extreme look like fill).
-    partial = PixelRule(tuple(bands), declared, user_ranges, None, False, use_mask)
-    arrays = sample.arrays
-    ok = partial.valid(arrays, sample.mask)
-    if not ok.all() and ok.any():
-        arrays = np.where(ok[None], arrays, arrays[:, ok][:, :1].reshape(-1, 1, 1))
-    found = detect_fill(arrays) if ok.any() else None
-    fill, detected = (found, True) if found is not None else (0.0, False)
-    return PixelRule(tuple(bands), declared, user_ranges, fill, detected, use_mask)
+    found = detect_fill(sample.arrays, declared.valid(sample.arrays, sample.mask))
+    return replace(declared, fill=0.0 if found is None else found, fill_detected=found is not None)
 
 
 # ---- stretch from valid pixels, cached per file --------------------------------------------------

@@ -134,7 +134,7 @@ class Engine:
         from .text_encoder import shared_encoder
 
         ort.set_default_logger_severity(4)  # silence "CUDA not found" lines on CPU machines
-        ort.disable_telemetry_events()  # its telemetry client resolves a host name: RS-SAGE is offline
+        ort.disable_telemetry_events()  # no telemetry events (its client can still resolve a host name)
         model_dir = Path(model_dir or MODEL_DIR)
         paths = [model_dir / "encoder.onnx", model_dir / "experts.onnx"]
         for p in paths:

@@ -101,7 +101,7 @@ class RsSageDock(QDockWidget):
         form.addRow("Raster layer", self.layer_combo)
         self.gsd = QDoubleSpinBox(src)
         lo, hi = self.gsd_range
-        self.gsd.setRange(float(lo), float(hi))  # outside it the model is guessing
+        self.gsd.setRange(lo, hi)  # outside it the model is guessing
         self.gsd.setDecimals(2)
         self.gsd.setSuffix(" m/px")
         self.gsd.setValue(self.default_gsd)
@@ -347,10 +347,7 @@ class RsSageDock(QDockWidget):
         self._start("RS-SAGE: classify extent", work, lambda res: self._classified(res, crs, labels))
 
     def _classified(self, res: dict, crs, labels: list[str]) -> None:
-        result = res["result"]
-        if not res["rows"]:
-            self.warn(f"No tile was classified: {result.skipped_nodata} tiles are mostly nodata.")
-            return
+        result = res["result"]  # never empty: the labeller raises, with the reason, when nothing is labelled
         self.last_classes_layer = result_layers.classes_layer(res["rows"], crs, labels)
         self.summary.setRowCount(0)
         for name, s in sorted(result.summary.items(), key=lambda kv: -kv[1]["area_ha"]):

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-APT_PACKAGES := qgis python3-qgis python3-venv proj-bin xvfb xauth imagemagick
+APT_PACKAGES := qgis python3-qgis python3-venv proj-bin xvfb xauth imagemagick strace
 VENV := .venv
 PY := $(VENV)/bin/python
 SITE := $(CURDIR)/$(VENV)/lib/python3.11/site-packages

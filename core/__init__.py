@@ -10,6 +10,8 @@ __version__ = "0.1.0"
 # (set before any library that reads these is imported).
 import os as _os
 
+# ORT_DISABLE_TELEMETRY: onnxruntime >= 1.29 on Linux and macOS resolves and posts to
+# mobile.events.data.microsoft.com unless it is set before its environment is created.
 for _key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "HF_DATASETS_OFFLINE",
-             "DO_NOT_TRACK"):
+             "DO_NOT_TRACK", "ORT_DISABLE_TELEMETRY"):
     _os.environ[_key] = "1"

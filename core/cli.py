@@ -63,11 +63,8 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
-LARGE_PLAN_TILES = 250_000  # about 45 min at 100 tiles/s: larger runs need --allow-large
-
-
 def _label(args: argparse.Namespace) -> int:
-    from .labeller import LabelParams, label_raster
+    from .labeller import LARGE_PLAN_TILES, LabelParams, label_raster
 
     labels = args.labels
     if args.labels_file:
@@ -135,6 +132,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .labeller import LARGE_PLAN_TILES
     p = argparse.ArgumentParser(
         prog="python -m core",
         description="RS-SAGE: offline remote-sensing scene classification and question answering.",
@@ -211,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="backbone blocks kept frozen and cached (default: through stage 3, 5 for Lite0)")
     t.add_argument("--cache", default=None,
                    help="feature cache folder (default .cache/train[SIZE][_frozenN])")
+    t.add_argument("--init-from", default=None, help="model.pt to fine-tune from")
+    t.add_argument("--lr-scale", type=float, default=1.0, help="multiplies both learning rates")
 
     e = add("export", _export, "export a checkpoint to the two ONNX files")
     e.add_argument("--checkpoint", default=".checkpoints/full/model.pt")

@@ -55,6 +55,9 @@ class Cancelled(Exception):  # noqa: N818 (a control-flow signal, not an error)
     """Raised when the caller's cancel callback says stop; outputs are removed."""
 
 
+LARGE_PLAN_TILES = 250_000  # about 45 min at 100 tiles/s: larger batch runs need an explicit flag
+
+
 @dataclass
 class LabelParams:
     raster: str
@@ -390,7 +393,8 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
     grid = make_grid(w, h, x0, y0, native_m, gsd, params.tile, stride)
     if params.max_tiles and grid.count > params.max_tiles:
         raise RsSageError(f"This would make {grid.count:,} tiles (limit {params.max_tiles:,}); use a coarser "
-                          "scale, a smaller extent, or raise the limit (CLI: --max-tiles N or --allow-large).")
+                          "scale, a smaller extent, or raise the limit (CLI: --max-tiles N or --allow-large; "
+                          "Processing: 'Allow very large runs').")
     return ds, gt, srs, grid, gsd
 
 

@@ -33,6 +33,8 @@ class TrainConfig:
     input_size: int = 160
     frozen_blocks: int | None = None  # backbone blocks kept frozen (None: through stage 3)
     max_steps: int | None = None  # steps per epoch cap, for smoke runs only
+    init_from: str | None = None  # model.pt to start from (a fine-tune), instead of the pretrained backbone alone
+    lr_scale: float = 1.0  # multiplies both learning rates (a fine-tune wants a small one)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -41,6 +43,8 @@ class TrainConfig:
                   cache=args.cache or default_cache(args.input_size, args.frozen_blocks))
         if args.epochs:
             cfg.epochs = args.epochs
+        cfg.init_from = getattr(args, "init_from", None)
+        cfg.lr_scale = getattr(args, "lr_scale", 1.0)
         return cfg
 
 
@@ -185,9 +189,10 @@ def _optimiser(tc: TrainConfig, backbone: list, rest: list, steps_per_epoch: int
     """AdamW with two learning rates and a one-cycle schedule over the whole budget."""
     import torch
 
-    opt = torch.optim.AdamW([{"params": backbone, "lr": tc.backbone_lr}, {"params": rest, "lr": tc.lr}],
+    lrs = [tc.backbone_lr * tc.lr_scale, tc.lr * tc.lr_scale]
+    opt = torch.optim.AdamW([{"params": backbone, "lr": lrs[0]}, {"params": rest, "lr": lrs[1]}],
                             weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[tc.backbone_lr, tc.lr],
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lrs,
                                                 total_steps=steps_per_epoch * tc.epochs, pct_start=0.08)
     return opt, sched
 
@@ -360,6 +365,13 @@ def train(tc: TrainConfig) -> Path:
     cfg = variant_config(tc.variant, len(data.answers), tc.input_size, tc.frozen_blocks)
     torch.manual_seed(tc.seed)
     model = RsSageModel(cfg)
+    if tc.init_from:
+        start = torch.load(tc.init_from, weights_only=True)
+        if start["config"] != json.loads(json.dumps(cfg.to_dict())) or list(start["answers"]) != list(data.answers):
+            from .errors import RsSageError
+
+            raise RsSageError(f"{tc.init_from} was trained with another model config or answer list.")
+        model.load_state_dict(start["model"])
     backbone = [p for p in model.encoder.top.parameters()]
     ids = {id(p) for p in backbone}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]

@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -92,6 +93,8 @@ class LabelRasterAlgorithm(_Base):
         self._common_params()
         self.addParameter(QgsProcessingParameterNumber(
             "STRIDE", "Stride (px, 0 = tile size: no overlap)", QgsProcessingParameterNumber.Integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "ALLOW_LARGE", "Allow very large runs (more than 250,000 tiles)", False, optional=True))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT", "Labelled tiles (GeoPackage)", QgsProcessing.TypeVectorPolygon))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -102,10 +105,11 @@ class LabelRasterAlgorithm(_Base):
         self.addOutput(QgsProcessingOutputNumber("TILES", "Tiles labelled"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.labeller import LabelParams, label_raster
+        from ..core.labeller import LARGE_PLAN_TILES, LabelParams, label_raster
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         path = gdal_path(layer)
+        allow_large = self.parameterAsBoolean(parameters, "ALLOW_LARGE", context)
         extent = None
         if parameters.get("EXTENT"):
             r = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
@@ -126,7 +130,8 @@ class LabelRasterAlgorithm(_Base):
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
             tile=self.parameterAsInt(parameters, "TILE", context),
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
-            mask=mask, extent=extent, nodata=user_nodata(layer))
+            mask=mask, extent=extent, nodata=user_nodata(layer),
+            max_tiles=None if allow_large else LARGE_PLAN_TILES)
         eng = engine()
         feedback.pushInfo(f"RS-SAGE model on {eng.device}")
         res = self._run_core(lambda: label_raster(params, eng, progress=feedback.setProgress,

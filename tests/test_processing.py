@@ -108,3 +108,20 @@ def test_label_raster_through_qgis_process(tmp_path):
     payload = json.loads(run.stdout[run.stdout.index("{"):])
     assert payload["results"]["TILES"] == 4 and out.is_file()
     assert "Traceback" not in run.stderr
+
+
+def test_huge_plans_need_the_allow_large_flag_in_processing(provider, tmp_path):
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsProcessingException
+
+    vrt = str(tmp_path / "huge.vrt")  # 100,000 px square at 5 m: 9.8 million 32 px tiles
+    src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
+    ds = gdal.GetDriverByName("VRT").Create(vrt, 100_000, 100_000, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds = None
+    out = tmp_path / "h.gpkg"
+    with pytest.raises(QgsProcessingException, match="9,765,625 tiles.*Allow very large runs"):
+        processing.run("rs_sage:label_raster", {"INPUT": vrt, "GSD": 5, "TILE": 32, "OUTPUT": str(out)})
+    assert not out.exists()

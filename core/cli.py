@@ -29,40 +29,6 @@ def _ask(args: argparse.Namespace) -> int:
     return ask(args)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, train
-
-    cfg = TrainConfig.from_args(args)
-    train(cfg)
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from .export import export_onnx
-
-    paths = export_onnx(args.checkpoint, args.out)
-    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
-    return 0
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import run_eval
-
-    return run_eval(args)
-
-
-def _calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import main as calibrate
-
-    return calibrate(args)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
-
-    return run_bench(args)
-
-
 def _label(args: argparse.Namespace) -> int:
     from .labeller import LARGE_PLAN_TILES, LabelParams, label_raster
 
@@ -105,29 +71,10 @@ def _label(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_card(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .data_card import write_data_card
-
-    write_data_card(Path(args.out))
-    print(f"wrote {args.out}")
-    return 0
-
-
 def _status(args: argparse.Namespace) -> int:
     from .status import plugin_status
 
     print(plugin_status().as_text())
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from .demo import report, run_demo
-
-    _, res = run_demo()
-    print(report(res))
-    print("(make demo also renders out/demo_map.png with QGIS)")
     return 0
 
 
@@ -181,9 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--views", type=int, choices=sorted(VIEW_SETS), default=DEFAULT_VIEWS,
                     help="rotated views averaged per tile (1 is about 4x faster than the default 4)")
 
-    kb = add("kb", _kb, "build, search and extend the knowledge base")
+    kb = add("kb", _kb, "search and extend the knowledge base")
     kbs = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND", required=True)
-    kbs.add_parser("build", help="regenerate resources/knowledge deterministically")
     s = kbs.add_parser("search", help="top entries for a text query")
     s.add_argument("query")
     s.add_argument("--level", choices=["scene", "object", "attribute", "all"], default="all")
@@ -199,59 +145,39 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--user-kb", default=None)
     kbs.add_parser("info", help="counts per level and the manifest")
 
-    t = add("train", _train, "train the model (checkpoints and resumes)")
-    t.add_argument("--out", default=".checkpoints/full")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--variant", default="full")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--input-size", type=int, default=160, help="model input in px (multiple of 32)")
-    t.add_argument("--frozen-blocks", type=int, default=None,
-                   help="backbone blocks kept frozen and cached (default: through stage 3, 5 for Lite0)")
-    t.add_argument("--cache", default=None,
-                   help="feature cache folder (default .cache/train[SIZE][_frozenN])")
-    t.add_argument("--init-from", default=None, help="model.pt to fine-tune from")
-    t.add_argument("--lr-scale", type=float, default=1.0, help="multiplies both learning rates")
-
-    e = add("export", _export, "export a checkpoint to the two ONNX files")
-    e.add_argument("--checkpoint", default=".checkpoints/full/model.pt")
-    e.add_argument("--out", default=None)
-
-    ev = add("eval", _eval, "evaluate on the RSICD test split of AID")
-    ev.add_argument("--model-dir", default=None)
-    ev.add_argument("--limit", type=int, default=None)
-    ev.add_argument("--views", type=int, choices=sorted(VIEW_SETS), default=DEFAULT_VIEWS,
-                    help="rotated views averaged per image (the shipped engine uses the default)")
-    ev.add_argument("--checkpoint", default=".checkpoints/full/model.pt",
-                    help="torch checkpoint of the shipped model, for the torch-vs-onnxruntime check "
-                         "('' to skip; skipped with a note when the file is missing)")
-    ev.add_argument("--out", default="docs/results.md")
-    ev.add_argument("--ood", action="store_true",
-                    help="only the out-of-domain suite (sensor shift, label wording, real rasters) -> docs/ood.json")
-    ev.add_argument("--ood-tag", default="",
-                    help="suffix of the OOD result file (e.g. 'before' for a previous model's numbers)")
-    ev.add_argument("--ablations", action="store_true",
-                    help="also (re)train and test the ablation variants (slow; resumes)")
-
-    cal = add("calibrate", _calibrate, "choose the 'uncertain' score threshold on validation images")
-    cal.add_argument("--model-dir", default=None)
-    cal.add_argument("--limit", type=int, default=None)
-    cal.add_argument("--report", default="docs/uncertainty.json")
-    cal.add_argument("--dry-run", action="store_true")
-
-    b = add("bench", _bench, "speed benchmarks (retrieval, engine)")
-    b.add_argument("--json", action="store_true")
-    b.add_argument("--section", choices=["all", "retrieval", "engine", "labeller", "big"], default="all")
-
-    dc = add("data-card", _data_card, "write the data card of the generated VQA set")
-    dc.add_argument("--out", default="docs/data.md")
-
     add("status", _status, "what is installed and ready")
-    add("demo", _demo, "the main job's labelling step on the sample raster (make demo adds the map)")
     return p
 
 
+# Commands that build the model live in the development package (a source checkout), not in
+# the runtime: forwarded there by name when it is installed, explained when it is not.
+DEV_PACKAGE = "rs_sage_dev"
+DEV_COMMANDS = ("train", "export", "eval", "calibrate", "bench", "data-card", "demo")
+
+
+def _dev_command(argv: list[str]) -> bool:
+    return bool(argv) and (argv[0] in DEV_COMMANDS or argv[:2] == ["kb", "build"])
+
+
+def _run_dev(argv: list[str]) -> int:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(DEV_PACKAGE) is None:
+        print(f"error: '{' '.join(argv[:2])}' is a development command: it needs the RS-SAGE source "
+              f"checkout with its development requirements (python -m {DEV_PACKAGE} {argv[0]} ...).",
+              file=sys.stderr)
+        return 2
+    return importlib.import_module(f"{DEV_PACKAGE}.cli").main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _dev_command(argv):
+        return _run_dev(argv)
+    parser = build_parser()
+    parser.epilog = f"Development commands (source checkout): {', '.join(DEV_COMMANDS)}, kb build."
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except RsSageError as exc:

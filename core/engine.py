@@ -275,7 +275,7 @@ class Engine:
         return self.ask_encoded(tokens, queries, parsed.text, labels)
 
     def ask_encoded(self, tokens, queries, question: str, labels=None) -> list[AskResult]:
-        from .questions import TYPE_ANSWERS
+        from .vocab import TYPE_ANSWERS
 
         parsed = parse_question(question)
         labels = self.check_labels(labels) if labels else self.default_labels

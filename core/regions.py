@@ -16,9 +16,9 @@ import numpy as np
 from .errors import RsSageError
 from .labeller import Cancelled, LabelParams, plan
 from .question_parse import parse_question
-from .questions import COUNT_BINS, count_bin
 from .raster import Stretch, default_rgb_bands, read_valid_tile
 from .valid_pixels import UserNoData, valid_stretch
+from .vocab import COUNT_BINS, count_bin
 
 BIN_VALUE = {"0": 0, "between 1 and 10": 4, "between 11 and 100": 40, "between 101 and 1000": 400,
              "more than 1000": 1500}

@@ -2,7 +2,7 @@
 
 Each variant (full, no_retrieval, shared_expert, scene_only) is retrained on the same augmented
 cache with the same seed and budget (``--epochs``, default 2; the shipped model has 10), exported
-to ONNX, and run through the out-of-domain suite (``core.ood_eval``) with one view per image.
+to ONNX, and run through the out-of-domain suite (``rs_sage_dev.ood_eval``) with one view per image.
 Resumes: trained variants are not retrained. Writes docs/ablation_ood.json.
 
     .venv/bin/python scripts/ablation_ood.py [--epochs 2] [--train-only]
@@ -23,7 +23,7 @@ VARIANTS = ["full", "no_retrieval", "shared_expert", "scene_only"]
 
 
 def main() -> int:
-    from core.training import TrainConfig, train
+    from rs_sage_dev.training import TrainConfig, train
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=2)
@@ -41,9 +41,9 @@ def main() -> int:
     if args.train_only:
         return 0
     from core.engine import Engine
-    from core.evaluate import load_test_images
-    from core.export import export_onnx
-    from core.ood_eval import evaluate_ood
+    from rs_sage_dev.evaluate import load_test_images
+    from rs_sage_dev.export import export_onnx
+    from rs_sage_dev.ood_eval import evaluate_ood
 
     samples, images = load_test_images()
     rows = {}
@@ -53,7 +53,7 @@ def main() -> int:
             export_onnx(root / v / "model.pt", onnx_dir)
         engine = Engine.load(onnx_dir, user_kb=False, views=1)
         tokens, queries = engine.encode_images(images)
-        from core.evaluate import classification_metrics
+        from rs_sage_dev.evaluate import classification_metrics
 
         ood = evaluate_ood(engine, tokens, queries, samples)
         ood["aid_test_top1"] = classification_metrics(engine, tokens, queries, samples)["top1"]

@@ -33,7 +33,7 @@ def render(labels: list[str], png: Path) -> None:
         QgsVectorLayer,
     )
     from qgis.PyQt.QtGui import QFont
-    from rs_sage.core.demo import SAMPLE
+    from rs_sage.rs_sage_dev.demo import SAMPLE
     from rs_sage.ui.result_layers import style_classes
 
     project = QgsProject.instance()
@@ -81,8 +81,8 @@ def render(labels: list[str], png: Path) -> None:
 
 def main() -> int:
     from qgis.core import QgsApplication
-    from rs_sage.core.demo import report, run_demo
     from rs_sage.core.errors import RsSageError
+    from rs_sage.rs_sage_dev.demo import report, run_demo
 
     app = QgsApplication([], False)
     app.initQgis()

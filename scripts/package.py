@@ -5,7 +5,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-EXCLUDED_TOP = {"tests", ".ci", "scripts", "docs", ".gitignore", "Makefile", "pyproject.toml"}
+EXCLUDED_TOP = {"tests", ".ci", "scripts", "docs", ".gitignore", "Makefile", "pyproject.toml", "rs_sage_dev"}
 
 
 def main(out: str) -> None:

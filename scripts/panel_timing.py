@@ -35,7 +35,7 @@ def main() -> None:
         gdal.Translate(path, str(landsat), srcWin=[500, 400, 1024, 1024], bandList=[3, 2, 1])
         what = "Landsat-8 clip (uint16, bands 3-2-1)"
     else:
-        from rs_sage.core.bench import synthetic_raster
+        from rs_sage.rs_sage_dev.bench import synthetic_raster
 
         synthetic_raster(path, 1024)
         what = "synthetic raster"

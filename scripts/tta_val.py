@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.dataset import DEFAULT_LABELS, image_path, load_samples  # noqa: E402
 from core.engine import VIEW_SETS, Engine  # noqa: E402
-from core.prepare import load_rgb  # noqa: E402
+from rs_sage_dev.dataset import DEFAULT_LABELS, image_path, load_samples  # noqa: E402
+from rs_sage_dev.prepare import load_rgb  # noqa: E402
 
 
 def main() -> None:

@@ -4,10 +4,10 @@ from collections import Counter
 
 import pytest
 
-from core.kb_build import canonical_object
 from core.question_parse import parse_question
-from core.questions import TEMPLATES, count_bin
-from core.textproc import counted_objects, lemma, noun_phrases, plural
+from rs_sage_dev.kb_build import canonical_object
+from rs_sage_dev.questions import TEMPLATES, count_bin
+from rs_sage_dev.textproc import counted_objects, lemma, noun_phrases, plural
 
 
 @pytest.mark.parametrize("word,expected", [
@@ -48,7 +48,7 @@ def test_malformed_questions_are_refused(bad):
 
 @pytest.mark.data
 def test_split_is_deterministic_and_test_is_rsicd_test(shared_data):
-    from core.dataset import load_samples
+    from rs_sage_dev.dataset import load_samples
 
     a, b = load_samples(), load_samples()
     assert [(s.image, s.split) for s in a] == [(s.image, s.split) for s in b]
@@ -59,8 +59,8 @@ def test_split_is_deterministic_and_test_is_rsicd_test(shared_data):
 
 @pytest.mark.data
 def test_generated_vqa_is_balanced_and_negatives_are_trustworthy(shared_data):
-    from core.dataset import load_samples
-    from core.questions import generate, mentions
+    from rs_sage_dev.dataset import load_samples
+    from rs_sage_dev.questions import generate, mentions
 
     samples = load_samples()
     items = generate(samples)

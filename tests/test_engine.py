@@ -29,10 +29,10 @@ def test_torch_and_onnxruntime_agree_on_real_images(tmp_path, tiles, frozen_bloc
     import onnxruntime as ort
     import torch
 
-    from core.export import export_onnx
     from core.knowledge import KnowledgeBase
-    from core.model import ModelConfig, RsSageModel, retrieve_torch
-    from core.questions import ANSWERS
+    from rs_sage_dev.export import export_onnx
+    from rs_sage_dev.model import ModelConfig, RsSageModel, retrieve_torch
+    from rs_sage_dev.questions import ANSWERS
 
     torch.manual_seed(0)
     cfg = ModelConfig(n_answers=len(ANSWERS), frozen_blocks=frozen_blocks)
@@ -120,8 +120,8 @@ def test_bad_input_raises_clear_value_errors(engine, tiles, call, message):
 def test_knowledge_base_mismatch_is_refused(tmp_path):
     import shutil
 
-    from core.kb_build import build  # noqa: F401  (the folder layout it writes)
     from core.paths import KB_DIR
+    from rs_sage_dev.kb_build import build  # noqa: F401  (the folder layout it writes)
 
     kb = tmp_path / "kb"
     shutil.copytree(KB_DIR, kb)
@@ -174,8 +174,8 @@ SYNONYM_LABELS = {  # a label list the model never trained on -> AID classes it 
 
 @pytest.mark.data
 def test_unseen_label_lists_map_synonyms_sensibly(engine, shared_data):
-    from core.dataset import image_path, load_samples
-    from core.prepare import load_rgb
+    from rs_sage_dev.dataset import image_path, load_samples
+    from rs_sage_dev.prepare import load_rgb
 
     truth_of = {c: lab for lab, cs in SYNONYM_LABELS.items() for c in cs}
     test = [s for s in load_samples() if s.split == "test" and s.label in truth_of]

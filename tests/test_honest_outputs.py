@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from helpers import FIXTURES
 
-from core.calibrate import choose_threshold
 from core.engine import Engine, relative_score
 from core.labeller import LabelParams, label_raster, tile_gsd
+from rs_sage_dev.calibrate import choose_threshold
 
 
 @pytest.fixture(scope="module")

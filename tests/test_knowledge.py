@@ -126,7 +126,7 @@ def test_import_formats(tmp_path):
 
 @pytest.mark.data
 def test_build_reproduces_the_shipped_base(shared_data, tmp_path):
-    from core.kb_build import build
+    from rs_sage_dev.kb_build import build
 
     manifest = build(tmp_path / "kb", shared_data)
     shipped = json.loads((KB_DIR / "manifest.json").read_text())

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from core.backbone import stem_blocks
 from core.errors import RsSageError
-from core.model import Encoder, ModelConfig
-from core.prepare import stem_settings
-from core.training import TrainConfig, check_cache, default_cache
+from rs_sage_dev.backbone import stem_blocks
+from rs_sage_dev.model import Encoder, ModelConfig
+from rs_sage_dev.prepare import stem_settings
+from rs_sage_dev.training import TrainConfig, check_cache, default_cache
 
 
 def test_where_the_stem_is_cut_does_not_move_the_levels():

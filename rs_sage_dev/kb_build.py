@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.knowledge import EMBEDDINGS_FILE, ENTRIES_FILE, MANIFEST_FILE, Entry, checksum, write_entries
+from core.paths import KB_DIR, data_root
+
 from .kb_sources import ATTRIBUTES, DETECTION_OBJECTS, SCENES
-from .knowledge import EMBEDDINGS_FILE, ENTRIES_FILE, MANIFEST_FILE, Entry, checksum, write_entries
-from .paths import KB_DIR, data_root
 from .textproc import lemma_phrase, noun_phrases, tokens
 
 CAPTION_SETS = ("rsicd", "rsitmd", "ucm", "sydney")
@@ -145,7 +146,7 @@ def build_entries(root: Path) -> list[Entry]:
 
 
 def build(out_dir: Path | None = None, root: Path | None = None) -> dict:
-    from .text_encoder import DIM, ENCODER_NAME, TextEncoder
+    from core.text_encoder import DIM, ENCODER_NAME, TextEncoder
 
     out = Path(out_dir or KB_DIR)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +157,7 @@ def build(out_dir: Path | None = None, root: Path | None = None) -> dict:
 
     import faiss
 
-    from .knowledge import LEVELS
+    from core.knowledge import LEVELS
     counts = {}
     for level in LEVELS:
         rows = [i for i, e in enumerate(entries) if e.level == level]

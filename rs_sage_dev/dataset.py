@@ -13,30 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import data_root
+from core.paths import data_root
+from core.vocab import AID_CLASSES, AID_LABEL_TEXT, DEFAULT_LABELS  # noqa: F401 (re-exported)
 
 VAL_FRACTION = 0.06
-AID_CLASSES = [
-    "Airport", "BareLand", "BaseballField", "Beach", "Bridge", "Center", "Church", "Commercial",
-    "DenseResidential", "Desert", "Farmland", "Forest", "Industrial", "Meadow",
-    "MediumResidential", "Mountain", "Park", "Parking", "Playground", "Pond", "Port",
-    "RailwayStation", "Resort", "River", "School", "SparseResidential", "Square", "Stadium",
-    "StorageTanks", "Viaduct",
-]
-# Plain-English label text for each AID folder name (what a user would type).
-AID_LABEL_TEXT = {
-    "Airport": "airport", "BareLand": "bare land", "BaseballField": "baseball field",
-    "Beach": "beach", "Bridge": "bridge", "Center": "center", "Church": "church",
-    "Commercial": "commercial area", "DenseResidential": "dense residential area",
-    "Desert": "desert", "Farmland": "farmland", "Forest": "forest",
-    "Industrial": "industrial area", "Meadow": "meadow",
-    "MediumResidential": "medium residential area", "Mountain": "mountain", "Park": "park",
-    "Parking": "parking lot", "Playground": "playground", "Pond": "pond", "Port": "port",
-    "RailwayStation": "railway station", "Resort": "resort", "River": "river",
-    "School": "school", "SparseResidential": "sparse residential area", "Square": "square",
-    "Stadium": "stadium", "StorageTanks": "storage tanks", "Viaduct": "viaduct",
-}
-DEFAULT_LABELS = [AID_LABEL_TEXT[c] for c in AID_CLASSES]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``python -m core train``: train RS-SAGE on cached stem features of AID (RSICD train part).
 
 Checkpoints after every epoch and resumes from the last one; fixed seed; one JSON line of loss
-and validation accuracy per epoch in ``<out>/log.jsonl``. Run ``core.prepare`` first (the
+and validation accuracy per epoch in ``<out>/log.jsonl``. Run ``rs_sage_dev.prepare`` first (the
 command does it when the cache is missing).
 """
 
@@ -56,7 +56,8 @@ def default_cache(input_size: int = 160, frozen_blocks: int | None = None) -> st
 
 def check_cache(cache: Path, tc: TrainConfig, backbone: str) -> None:
     """Stem features made with another cut or size would train silently wrong; refuse them."""
-    from .errors import RsSageError
+    from core.errors import RsSageError
+
     from .prepare import stem_settings
 
     meta, old = cache / "stem.json", cache / "input_size.txt"  # old: caches made before stem.json
@@ -135,9 +136,10 @@ class TrainData:
     """Everything a step needs, as arrays indexed by image position in the cache."""
 
     def __init__(self, cache: Path, kb):
+        from core.text_encoder import shared_encoder
+
         from .dataset import load_samples
         from .questions import ANSWERS, generate, mentions
-        from .text_encoder import shared_encoder
         from .textproc import tokens
 
         samples = {s.image: s for s in load_samples()}
@@ -205,7 +207,7 @@ def _resume(path: Path, model, opt, sched) -> int:
         return 0
     ck = torch.load(path, weights_only=True)
     if ck["sched"].get("total_steps") != sched.total_steps:
-        from .errors import RsSageError
+        from core.errors import RsSageError
 
         raise RsSageError(
             f"{path} was written by a run with a different schedule ({ck['sched'].get('total_steps')} steps, "
@@ -345,7 +347,8 @@ def baseline_accuracy(model, data: TrainData, split: str) -> float:
 def train(tc: TrainConfig) -> Path:
     import torch
 
-    from .knowledge import KnowledgeBase
+    from core.knowledge import KnowledgeBase
+
     from .model import KB_LEVELS, RsSageModel, retrieve_torch
 
     torch.set_num_threads(2)
@@ -368,7 +371,7 @@ def train(tc: TrainConfig) -> Path:
     if tc.init_from:
         start = torch.load(tc.init_from, weights_only=True)
         if start["config"] != json.loads(json.dumps(cfg.to_dict())) or list(start["answers"]) != list(data.answers):
-            from .errors import RsSageError
+            from core.errors import RsSageError
 
             raise RsSageError(f"{tc.init_from} was trained with another model config or answer list.")
         model.load_state_dict(start["model"])

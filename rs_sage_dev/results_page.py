@@ -58,7 +58,7 @@ def write_results(res: dict, path: Path) -> None:
                   f"OOD numbers: `python -m core eval --ood` ({ood.get('date')}, {ood.get('seconds')} s); "
                   "'before' (the model shipped before the generalisation work): "
                   "`python -m core eval --ood --ood-tag before --model-dir <that model's folder>`. "
-                  "Name mapping: `core/ood_eval.py` (OTHER_NAMES, BROAD_NAMES, BROAD_UNSEEN); "
+                  "Name mapping: `rs_sage_dev/ood_eval.py` (OTHER_NAMES, BROAD_NAMES, BROAD_UNSEEN); "
                   "hand labels: `docs/ood_real_tiles.csv`.", ""]
     ab_path = path.parent / "ablation_ood.json"
     if ab_path.is_file():

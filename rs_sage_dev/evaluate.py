@@ -135,7 +135,8 @@ def torch_scene_probs(model, engine, batch, labels: list[str]):
     are measured against."""
     import torch
 
-    from .engine import VIEW_SETS, dihedral
+    from core.engine import VIEW_SETS, dihedral
+
     from .model import KB_LEVELS, retrieve_torch
 
     kb, cfg = engine.kb, model.cfg
@@ -169,7 +170,7 @@ def torch_agreement(engine, images, samples, checkpoint: Path) -> dict:
 
 
 def evaluate(model_dir=None, limit=None, checkpoint: Path | None = None, views: int | None = None) -> dict:
-    from .engine import DEFAULT_VIEWS, Engine
+    from core.engine import DEFAULT_VIEWS, Engine
 
     engine = Engine.load(model_dir, user_kb=False, views=views or DEFAULT_VIEWS)
     t0 = time.time()
@@ -206,7 +207,8 @@ def _publish_logs(ablations: dict, folder: Path) -> None:
 
 def run_ood(args: argparse.Namespace) -> int:
     """The out-of-domain suite alone: ``docs/ood[_TAG].json``, then the results page again."""
-    from .engine import DEFAULT_VIEWS, Engine
+    from core.engine import DEFAULT_VIEWS, Engine
+
     from .ood_eval import evaluate_ood
     from .results_page import write_results
 

@@ -22,7 +22,7 @@ def _best_of(fn, repeat: int = 50) -> float:
 
 def bench_retrieval(batch: int = 64, k: int = 8) -> dict:
     """3 levels x top-k for a batch of queries through FAISS (what the engine does per batch)."""
-    from .knowledge import KnowledgeBase
+    from core.knowledge import KnowledgeBase
 
     kb = KnowledgeBase.load(user_dir=False)
     rng = np.random.default_rng(0)
@@ -36,7 +36,7 @@ def bench_retrieval(batch: int = 64, k: int = 8) -> dict:
 def bench_engine(n: int = 256) -> dict:
     """Classification throughput of the ONNX engine on synthetic tiles at the model input size,
     with the default view averaging and with one view (the fast path)."""
-    from .engine import DEFAULT_VIEWS, Engine
+    from core.engine import DEFAULT_VIEWS, Engine
 
     engine = Engine.load(user_kb=False)
     rng = np.random.default_rng(0)
@@ -116,7 +116,7 @@ def synthetic_raster(path: str, size: int, seed: int = 0) -> str:
 
 LABEL_CHILD = """
 import json, sys
-from core.bench import peak_rss_mb
+from rs_sage_dev.bench import peak_rss_mb
 from core.engine import Engine
 from core.labeller import LabelParams, label_raster
 raster, tmp, tile = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -150,8 +150,8 @@ def bench_labeller(size: int = 8192, tile: int = 224, eager_tiles: int = 128) ->
     import sys
     import tempfile
 
-    from .engine import Engine
-    from .paths import PROJECT_ROOT
+    from core.engine import Engine
+    from core.paths import PROJECT_ROOT
 
     with tempfile.TemporaryDirectory() as tmp:
         raster = synthetic_raster(f"{tmp}/synthetic.tif", size)
@@ -169,11 +169,12 @@ def bench_eager(raster: str, engine, tile: int, n: int, ort_tiles_per_s: float) 
     """The same model in PyTorch eager on the same tiles (read, resize, encode, retrieve, experts)."""
     import torch
 
+    from core.paths import PROJECT_ROOT
+    from core.raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
+
     from .evaluate import torch_scene_probs
     from .export import load_checkpoint
     from .model import ModelConfig, RsSageModel
-    from .paths import PROJECT_ROOT
-    from .raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
 
     ckpt = PROJECT_ROOT / ".checkpoints" / "full" / "model.pt"
     if ckpt.is_file():

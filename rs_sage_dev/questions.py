@@ -14,12 +14,12 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from core.vocab import ANSWERS, COUNT_BINS, QUESTION_TYPES, TYPE_ANSWERS, count_bin  # noqa: F401 (re-exported)
+
 from .dataset import AID_LABEL_TEXT, Sample
 from .kb_build import NOT_OBJECTS, canonical_object
 from .textproc import counted_objects, noun_phrases, plural
 
-COUNT_BINS = ["0", "between 1 and 10", "between 11 and 100", "between 101 and 1000",
-              "more than 1000"]
 RURAL_URBAN = {
     # Built-up, dense human use -> urban; open land, water and scattered houses -> rural.
     "urban": ["Airport", "BaseballField", "Bridge", "Center", "Church", "Commercial",
@@ -30,15 +30,6 @@ RURAL_URBAN = {
               "River", "SparseResidential"],
 }
 CLASS_AREA = {c: k for k, cs in RURAL_URBAN.items() for c in cs}
-ANSWERS = ["yes", "no", *COUNT_BINS, "rural", "urban", *AID_LABEL_TEXT.values()]
-QUESTION_TYPES = ("scene", "presence", "count", "rural_urban")
-# Answers a question of each type may take; the answer head's argmax is restricted to these.
-TYPE_ANSWERS = {
-    "presence": ["yes", "no"],
-    "count": COUNT_BINS,
-    "rural_urban": ["rural", "urban"],
-    "scene": list(AID_LABEL_TEXT.values()),
-}
 NEGATIVE_MAX_CLASS_RATE = 0.02
 MIN_OBJECT_IMAGES = 25
 
@@ -74,18 +65,6 @@ class QAItem:
     question: str
     answer: str
     object: str = ""
-
-
-def count_bin(n: int) -> str:
-    if n <= 0:
-        return COUNT_BINS[0]
-    if n <= 10:
-        return COUNT_BINS[1]
-    if n <= 100:
-        return COUNT_BINS[2]
-    if n <= 1000:
-        return COUNT_BINS[3]
-    return COUNT_BINS[4]
 
 
 def mentions(sample: Sample) -> set[str]:

@@ -85,7 +85,7 @@ FACTOR_10M, FACTOR_30M, FACTOR_30M_FROM_5M = 1.25, 3.75, 6.0
 
 
 def degrade(img: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
-    from . import sensor_shift as ss
+    from core import sensor_shift as ss
 
     x = img.astype(np.float32)
     if condition == "clean":
@@ -116,7 +116,8 @@ def degrade(img: np.ndarray, condition: str, rng: np.random.Generator) -> np.nda
 
 def training_texts() -> set[str]:
     """Every label text the scene head is trained against (lower case)."""
-    from .knowledge import KnowledgeBase
+    from core.knowledge import KnowledgeBase
+
     from .training import BROAD_CONCEPTS, class_phrasings
 
     kb = KnowledgeBase.load(user_dir=False)
@@ -170,9 +171,9 @@ def label_wording(engine, tokens, queries, samples) -> dict:
 
 def real_tiles(engine, path: Path = REAL_TILES) -> dict:
     """Hand-labelled tiles of real rasters, read exactly as the labeller reads them."""
-    from .paths import data_root
-    from .raster import open_raster, read_valid_tile
-    from .valid_pixels import valid_stretch
+    from core.paths import data_root
+    from core.raster import open_raster, read_valid_tile
+    from core.valid_pixels import valid_stretch
 
     if not path.is_file():
         return {"skipped": f"{path} not found"}

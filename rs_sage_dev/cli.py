@@ -1,0 +1,153 @@
+"""``python -m rs_sage_dev``: the commands that build the model (train, export, eval, calibrate,
+bench, data-card, demo, kb build).
+
+``python -m core <command>`` forwards these here when this package is present, so the commands
+in the docs work from a source checkout; the plugin ZIP does not ship this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from core.engine import DEFAULT_VIEWS, VIEW_SETS
+from core.errors import RsSageError
+
+DEV_COMMANDS = ("train", "export", "eval", "calibrate", "bench", "data-card", "demo", "kb")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    cfg = TrainConfig.from_args(args)
+    train(cfg)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    paths = export_onnx(args.checkpoint, args.out)
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
+
+    return run_eval(args)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import main as calibrate
+
+    return calibrate(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
+def _data_card(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data_card import write_data_card
+
+    write_data_card(Path(args.out))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import report, run_demo
+
+    _, res = run_demo()
+    print(report(res))
+    print("(make demo also renders out/demo_map.png with QGIS)")
+    return 0
+
+
+def _kb_build(args: argparse.Namespace) -> int:
+    from .kb_build import build
+
+    print(json.dumps(build(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rs_sage_dev",
+                                description="RS-SAGE development commands: build, evaluate and benchmark the model.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    t = add("train", _train, "train the model (checkpoints and resumes)")
+    t.add_argument("--out", default=".checkpoints/full")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--variant", default="full")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--input-size", type=int, default=160, help="model input in px (multiple of 32)")
+    t.add_argument("--frozen-blocks", type=int, default=None,
+                   help="backbone blocks kept frozen and cached (default: through stage 3, 5 for Lite0)")
+    t.add_argument("--cache", default=None,
+                   help="feature cache folder (default .cache/train[SIZE][_frozenN])")
+    t.add_argument("--init-from", default=None, help="model.pt to fine-tune from")
+    t.add_argument("--lr-scale", type=float, default=1.0, help="multiplies both learning rates")
+
+    e = add("export", _export, "export a checkpoint to the two ONNX files")
+    e.add_argument("--checkpoint", default=".checkpoints/full/model.pt")
+    e.add_argument("--out", default=None)
+
+    ev = add("eval", _eval, "evaluate on the RSICD test split of AID")
+    ev.add_argument("--model-dir", default=None)
+    ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--views", type=int, choices=sorted(VIEW_SETS), default=DEFAULT_VIEWS,
+                    help="rotated views averaged per image (the shipped engine uses the default)")
+    ev.add_argument("--checkpoint", default=".checkpoints/full/model.pt",
+                    help="torch checkpoint of the shipped model, for the torch-vs-onnxruntime check "
+                         "('' to skip; skipped with a note when the file is missing)")
+    ev.add_argument("--out", default="docs/results.md")
+    ev.add_argument("--ood", action="store_true",
+                    help="only the out-of-domain suite (sensor shift, label wording, real rasters) -> docs/ood.json")
+    ev.add_argument("--ood-tag", default="",
+                    help="suffix of the OOD result file (e.g. 'before' for a previous model's numbers)")
+    ev.add_argument("--ablations", action="store_true",
+                    help="also (re)train and test the ablation variants (slow; resumes)")
+
+    cal = add("calibrate", _calibrate, "choose the 'uncertain' score threshold on validation images")
+    cal.add_argument("--model-dir", default=None)
+    cal.add_argument("--limit", type=int, default=None)
+    cal.add_argument("--report", default="docs/uncertainty.json")
+    cal.add_argument("--dry-run", action="store_true")
+
+    b = add("bench", _bench, "speed benchmarks (retrieval, engine)")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--section", choices=["all", "retrieval", "engine", "labeller", "big"], default="all")
+
+    dc = add("data-card", _data_card, "write the data card of the generated VQA set")
+    dc.add_argument("--out", default="docs/data.md")
+
+    add("demo", _demo, "the main job's labelling step on the sample raster (make demo adds the map)")
+    kb = sub.add_parser("kb", help="knowledge-base building")
+    kbs = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND", required=True)
+    kbs.add_parser("build", help="regenerate resources/knowledge deterministically").set_defaults(func=_kb_build)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RsSageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

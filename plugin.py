@@ -73,3 +73,8 @@ class RsSagePlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        import sys
+
+        engine_module = sys.modules.get(f"{__package__}.core.engine")  # loaded only if it was used
+        if engine_module is not None:
+            engine_module.release_shared_engine()

@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that build the model live in the development package (a source checkout), not in
 # the runtime: forwarded there by name when it is installed, explained when it is not.
 DEV_PACKAGE = "rs_sage_dev"
-DEV_COMMANDS = ("train", "export", "eval", "calibrate", "bench", "data-card", "demo")
+DEV_COMMANDS = ("train", "export", "export-text", "eval", "calibrate", "bench", "data-card", "demo")
 
 
 def _dev_command(argv: list[str]) -> bool:

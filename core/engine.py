@@ -315,3 +315,13 @@ def shared_engine() -> Engine:
         if _shared is None:
             _shared = Engine.load()
         return _shared
+
+
+def release_shared_engine() -> None:
+    """Drop the shared engine and text encoder (plugin unload): their sessions hold ~150 MB."""
+    global _shared
+    from .text_encoder import release_shared_encoder
+
+    with _shared_lock:
+        _shared = None
+    release_shared_encoder()

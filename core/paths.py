@@ -9,6 +9,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = PROJECT_ROOT / "resources"
 KB_DIR = RESOURCES / "knowledge"
 MODEL_DIR = RESOURCES / "models"
+TEXT_ENCODER_DIR = RESOURCES / "text_encoder"
 SAMPLE_DIR = RESOURCES / "sample"
 
 

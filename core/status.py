@@ -5,26 +5,32 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
-from .paths import KB_DIR, MODEL_DIR
+from .paths import KB_DIR, MODEL_DIR, TEXT_ENCODER_DIR
 
-RUNTIME_MODULES = ("numpy", "onnxruntime", "faiss", "transformers", "torch")
+# What the runtime (plugin, Processing, python -m core classify/ask/label/kb) imports:
+# module -> pip requirement. torch and transformers are for training and export only.
+RUNTIME_PACKAGES = {"numpy": "numpy<2", "onnxruntime": "onnxruntime", "tokenizers": "tokenizers",
+                    "faiss": "faiss-cpu", "shapely": "shapely"}
+RUNTIME_MODULES = tuple(RUNTIME_PACKAGES)
 
 
 @dataclass
 class PluginStatus:
     models: list[str] = field(default_factory=list)
     knowledge_base: bool = False
+    text_encoder: bool = False
     missing_modules: list[str] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
-        return len(self.models) == 2 and self.knowledge_base and not self.missing_modules
+        return len(self.models) == 2 and self.knowledge_base and self.text_encoder and not self.missing_modules
 
     def as_text(self) -> str:
         lines = [
             "RS-SAGE is ready." if self.ready else "RS-SAGE is not ready yet.",
             "Models: " + (", ".join(self.models) if self.models else "none installed"),
             "Knowledge base: " + ("installed" if self.knowledge_base else "not built"),
+            "Text encoder: " + ("installed" if self.text_encoder else "missing (python -m core export-text)"),
         ]
         if self.missing_modules:
             lines.append("Missing Python packages: " + ", ".join(self.missing_modules))
@@ -37,5 +43,6 @@ def plugin_status() -> PluginStatus:
     return PluginStatus(
         models=models,
         knowledge_base=(KB_DIR / "manifest.json").is_file(),
+        text_encoder=(TEXT_ENCODER_DIR / "text_encoder.json").is_file(),
         missing_modules=missing,
     )

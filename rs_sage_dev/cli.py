@@ -15,7 +15,7 @@ from collections.abc import Callable
 from core.engine import DEFAULT_VIEWS, VIEW_SETS
 from core.errors import RsSageError
 
-DEV_COMMANDS = ("train", "export", "eval", "calibrate", "bench", "data-card", "demo", "kb")
+DEV_COMMANDS = ("train", "export", "export-text", "eval", "calibrate", "bench", "data-card", "demo", "kb")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -68,6 +68,13 @@ def _demo(args: argparse.Namespace) -> int:
     _, res = run_demo()
     print(report(res))
     print("(make demo also renders out/demo_map.png with QGIS)")
+    return 0
+
+
+def _export_text(args: argparse.Namespace) -> int:
+    from .text_export import export_text_encoder
+
+    print(json.dumps(export_text_encoder(args.out), indent=2))
     return 0
 
 
@@ -134,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     dc = add("data-card", _data_card, "write the data card of the generated VQA set")
     dc.add_argument("--out", default="docs/data.md")
 
+    et = add("export-text", _export_text, "export the MiniLM sentence encoder to ONNX for the torch-free runtime")
+    et.add_argument("--out", default=None, help="folder (default resources/text_encoder)")
     add("demo", _demo, "the main job's labelling step on the sample raster (make demo adds the map)")
     kb = sub.add_parser("kb", help="knowledge-base building")
     kbs = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND", required=True)

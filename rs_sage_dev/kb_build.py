@@ -146,12 +146,14 @@ def build_entries(root: Path) -> list[Entry]:
 
 
 def build(out_dir: Path | None = None, root: Path | None = None) -> dict:
-    from core.text_encoder import DIM, ENCODER_NAME, TextEncoder
+    from core.text_encoder import DIM, ENCODER_NAME
+
+    from .text_export import TorchTextEncoder
 
     out = Path(out_dir or KB_DIR)
     out.mkdir(parents=True, exist_ok=True)
     entries = build_entries(Path(root or data_root()))
-    emb = TextEncoder(cache_size=0).encode([e.embedding_text() for e in entries])
+    emb = TorchTextEncoder().encode([e.embedding_text() for e in entries])
     write_entries(out / ENTRIES_FILE, entries)
     np.save(out / EMBEDDINGS_FILE, emb.astype(np.float32))
 

@@ -1,0 +1,57 @@
+"""The shipped ONNX sentence encoder against the transformers reference, and its integrity check."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from core.errors import ModelError
+from core.paths import TEXT_ENCODER_DIR
+from core.presets import EXAMPLE_QUESTIONS, LAND_COVER
+from core.text_encoder import MODEL_FILE, TextEncoder
+from core.vocab import DEFAULT_LABELS
+
+EDGE_CASES = ["", " ", "x" * 3000, "Ünïcödé Straße, 東京 and Zürich", "parkinglot", "solar farm?!",
+              "How many storage tanks are there?", "Is this a rural or an urban area?", "\t\nwater\n"]
+
+
+def _texts() -> list[str]:
+    from core.knowledge import KnowledgeBase
+
+    kb = KnowledgeBase.load(user_dir=False)
+    return [e.embedding_text() for e in kb.entries] + DEFAULT_LABELS + LAND_COVER + EXAMPLE_QUESTIONS + EDGE_CASES
+
+
+def test_onnx_embeddings_match_transformers():
+    pytest.importorskip("transformers")
+    from rs_sage_dev.text_export import TorchTextEncoder
+
+    texts = _texts()
+    assert len(texts) >= 300
+    ours = TextEncoder(cache_size=0).encode(texts)
+    ref = TorchTextEncoder().encode(texts)
+    cos = (ours * ref).sum(1)
+    assert ours.shape == ref.shape == (len(texts), 384)
+    assert cos.min() >= 0.9999, texts[int(cos.argmin())]
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
+
+
+def test_batching_and_cache_do_not_change_embeddings():
+    texts = DEFAULT_LABELS + EDGE_CASES
+    one_by_one = np.stack([TextEncoder(cache_size=0, batch_size=1).encode(t)[0] for t in texts])
+    batched = TextEncoder(batch_size=7).encode(texts)
+    assert np.abs(one_by_one - batched).max() < 1e-5
+
+
+@pytest.mark.parametrize("damage", ["flip", "missing"])
+def test_damaged_text_encoder_is_refused(tmp_path, damage):
+    folder = tmp_path / "te"
+    shutil.copytree(TEXT_ENCODER_DIR, folder)
+    if damage == "flip":
+        data = bytearray((folder / MODEL_FILE).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (folder / MODEL_FILE).write_bytes(bytes(data))
+    else:
+        (folder / MODEL_FILE).unlink()
+    with pytest.raises(ModelError, match="checksum|missing"):
+        TextEncoder(folder=folder).encode("water")

@@ -31,6 +31,9 @@ class RsSagePlugin:
     def initProcessing(self) -> None:  # noqa: N802 (name fixed by QGIS)
         if self.provider is not None:
             return
+        from .ui.dependencies import activate_installed
+
+        activate_installed()  # packages from an earlier 'Install dependencies', before anything imports them
         from .processing_provider.provider import RsSageProvider
 
         self.provider = RsSageProvider()

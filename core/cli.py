@@ -78,6 +78,33 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import as_text, report
+
+    rep = report(with_engine=not args.no_engine)
+    print(json.dumps(rep, indent=2) if args.json else as_text(rep))
+    return 0
+
+
+def _deps(args: argparse.Namespace) -> int:
+    from . import deps
+    from .paths import deps_base
+
+    if args.deps_command == "wheelhouse":
+        wheels = deps.wheelhouse(args.out, args.platform, args.python_version, args.numpy, args.gpu)
+        size = sum(w.stat().st_size for w in wheels) / 1e6
+        print(f"{len(wheels)} wheels, {size:.1f} MB in {args.out}; on the offline machine use the panel's "
+              "'Install from a folder of wheels' or: python -m core deps install --wheels DIR")
+        return 0
+    missing = deps.missing_packages()
+    if args.deps_command == "check":
+        print("missing: " + ", ".join(missing) if missing else "all runtime packages import")
+        return 1 if missing else 0
+    res = deps.install(args.target or deps_base(), args.wheels, args.gpu, log=print)
+    print(res.message, file=sys.stderr)
+    return 0 if res.ok else 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .labeller import LARGE_PLAN_TILES
     p = argparse.ArgumentParser(
@@ -146,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     kbs.add_parser("info", help="counts per level and the manifest")
 
     add("status", _status, "what is installed and ready")
+    doc = add("doctor", _doctor, "versions, paths, providers, GPU and checksums, for a bug report")
+    doc.add_argument("--json", action="store_true")
+    doc.add_argument("--no-engine", action="store_true", help="do not load the model to see the providers")
+    dp = add("deps", _deps, "check or install the runtime's Python packages (plugin-owned folder)")
+    dps = dp.add_subparsers(dest="deps_command", metavar="DEPS_COMMAND", required=True)
+    dps.add_parser("check", help="which runtime packages are missing")
+    di = dps.add_parser("install", help="pip-install the runtime packages into the plugin's own folder")
+    di.add_argument("--wheels", default=None, help="offline: a folder of wheels (no index is used)")
+    di.add_argument("--target", default=None, help="base folder (default: the QGIS profile's rs_sage/python)")
+    di.add_argument("--gpu", action="store_true", help="the CUDA build of onnxruntime")
+    wh = dps.add_parser("wheelhouse", help="download the wheels an offline machine needs (run where online)")
+    wh.add_argument("--out", required=True)
+    wh.add_argument("--platform", default=None, help="pip platform tag, e.g. manylinux_2_28_x86_64, win_amd64, "
+                    "macosx_11_0_arm64 (default: this machine)")
+    wh.add_argument("--python-version", default=None, help="e.g. 3.12 (default: this Python)")
+    wh.add_argument("--numpy", default=None, help="the numpy version of the target QGIS (e.g. 1.24.2)")
+    wh.add_argument("--gpu", action="store_true", help="the CUDA build of onnxruntime")
     return p
 
 

@@ -102,6 +102,12 @@ def dihedral(batch: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(out[..., ::-1] if k >= 4 else out)
 
 
+# Best first; whichever the installed onnxruntime build has is used (CUDA: onnxruntime-gpu on
+# Linux/Windows, DirectML: onnxruntime-directml on Windows, CoreML: the macOS wheels).
+PREFERRED_PROVIDERS = ["CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider",
+                       "CPUExecutionProvider"]
+
+
 class Engine:
     def __init__(self, encoder, experts, kb, text_encoder, views: int = DEFAULT_VIEWS):
         if views not in VIEW_SETS:
@@ -144,7 +150,7 @@ class Engine:
         from .model_files import verify
 
         verify(model_dir)  # before onnxruntime parses anything
-        providers = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        providers = providers or PREFERRED_PROVIDERS
         available = set(ort.get_available_providers())
         providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         so = ort.SessionOptions()
@@ -163,7 +169,9 @@ class Engine:
     def device(self) -> str:
         """What the sessions really run on (the available-providers list lies without a GPU)."""
         used = self.encoder.get_providers()
-        return "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
+        names = {"CUDAExecutionProvider": "cuda", "DmlExecutionProvider": "directml",
+                 "CoreMLExecutionProvider": "coreml"}
+        return names.get(used[0], "cpu") if used else "cpu"
 
     # ---- internals -------------------------------------------------------------------------
     def _preprocess(self, images: list[np.ndarray]) -> np.ndarray:
@@ -305,6 +313,7 @@ class Engine:
 
 
 _shared: Engine | None = None
+
 _shared_lock = threading.Lock()
 
 

@@ -29,3 +29,13 @@ def user_kb_dir() -> Path:
         return Path(env)
     base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
     return base / "QGIS" / "QGIS3" / "profiles" / "default" / "rs_sage" / "knowledge"
+
+
+def deps_base() -> Path:
+    """Where *Install dependencies* puts Python packages (``RS_SAGE_DEPS`` overrides): in the
+    QGIS profile, beside the user knowledge base, never in QGIS's own site-packages."""
+    env = os.environ.get("RS_SAGE_DEPS")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "QGIS" / "QGIS3" / "profiles" / "default" / "rs_sage" / "python"

@@ -14,7 +14,8 @@ def check_dependencies() -> None:
     if missing:
         raise QgsProcessingException(
             "RS-SAGE needs Python packages that are not installed: " + ", ".join(missing)
-            + ". Install them into QGIS's Python (see the plugin README, 'Install')."
+            + ". Open the RS-SAGE panel and click 'Install dependencies' (or 'From wheels…' offline), "
+            "or run: python -m core deps install (see the plugin README, 'Install')."
         )
 
 

@@ -411,3 +411,22 @@ def test_unsupported_question_is_refused_in_the_panel(dock, qgis_iface):
     dock.ask_button.click()
     assert "cannot answer questions about colours" in messages(qgis_iface, Qgis.Warning)
     assert dock.task is None and dock.question.currentText() == "What colour are the roofs?"
+
+
+def test_install_buttons_only_when_packages_are_missing_and_diagnostics_copied(dock, monkeypatch):
+    import rs_sage.ui.dock as dock_module
+    from qgis.PyQt.QtWidgets import QApplication
+    from rs_sage.core.status import plugin_status
+
+    assert dock.install_button.isHidden() and dock.install_wheels_button.isHidden()
+    missing = plugin_status()
+    missing.missing_modules = ["tokenizers"]
+    monkeypatch.setattr(dock_module, "plugin_status", lambda: missing)
+    dock.refresh_status()
+    assert not dock.install_button.isHidden() and not dock.install_wheels_button.isHidden()
+    assert "tokenizers" in dock.status_label.text()
+
+    dock.diagnostics()
+    wait_for_task(dock)
+    assert "checksums" in dock.last_diagnostics and "model: ok" in dock.last_diagnostics
+    assert QApplication.clipboard().text() == dock.last_diagnostics

@@ -21,6 +21,7 @@ from qgis.core import (
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
+    QApplication,
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
@@ -76,6 +77,7 @@ class RsSageDock(QDockWidget):
         self.highlights = []
         self.last_classes_layer: QgsVectorLayer | None = None
         self.last_answer = None
+        self.last_diagnostics = ""
         settings = model_settings()
         self.default_gsd = float(settings.get("default_gsd_m", 4.0))
         self.gsd_range = tuple(float(v) for v in settings.get("gsd_range_m", (2.0, 32.0)))
@@ -92,6 +94,25 @@ class RsSageDock(QDockWidget):
         self.status_label.setObjectName("RsSageStatus")
         self.status_label.setWordWrap(True)
         lay.addWidget(self.status_label)
+        setup = QHBoxLayout()
+        self.install_button = QPushButton("Install dependencies", body)
+        self.install_button.setObjectName("RsSageInstall")
+        self.install_button.setToolTip("pip-install the missing Python packages into a folder RS-SAGE owns "
+                                       "in your QGIS profile (QGIS's own packages are not touched)")
+        self.install_button.clicked.connect(lambda: self.install_dependencies(None))
+        self.install_wheels_button = QPushButton("From wheels…", body)
+        self.install_wheels_button.setObjectName("RsSageInstallWheels")
+        self.install_wheels_button.setToolTip("Offline: install from a folder of wheels made with "
+                                              "'python -m core deps wheelhouse' on a connected machine")
+        self.install_wheels_button.clicked.connect(self._pick_wheel_folder)
+        self.diagnostics_button = QPushButton("Diagnostics", body)
+        self.diagnostics_button.setObjectName("RsSageDiagnostics")
+        self.diagnostics_button.setToolTip("Versions, paths, providers, GPU and checksums; copied to the clipboard")
+        self.diagnostics_button.clicked.connect(self.diagnostics)
+        for b in (self.install_button, self.install_wheels_button, self.diagnostics_button):
+            setup.addWidget(b)
+        setup.addStretch(1)
+        lay.addLayout(setup)
 
         src = QGroupBox("Imagery", body)
         form = QFormLayout(src)
@@ -201,7 +222,58 @@ class RsSageDock(QDockWidget):
 
     # ---- inputs --------------------------------------------------------------------------------
     def refresh_status(self) -> None:
-        self.status_label.setText(plugin_status().as_text())
+        status = plugin_status()
+        self.status_label.setText(status.as_text())
+        for b in (self.install_button, self.install_wheels_button):
+            b.setVisible(bool(status.missing_modules))
+
+    # ---- dependencies and diagnostics -----------------------------------------------------------
+    def _pick_wheel_folder(self) -> None:
+        from qgis.PyQt.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Folder of wheels for RS-SAGE")
+        if folder:
+            self.install_dependencies(folder)
+
+    def install_dependencies(self, wheel_dir: str | None) -> None:
+        from ..core.deps import nvidia_gpu
+        from .dependencies import install_work
+
+        if self.busy():
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
+            return
+        gpu = nvidia_gpu()  # the CUDA build of onnxruntime only where an NVIDIA driver is loaded
+        self.warn("Installing Python packages" + (" (GPU build of onnxruntime)" if gpu else "")
+                  + "; the log is under View > Panels > Log Messages > RS-SAGE install.", Qgis.Info)
+        self._start("RS-SAGE: install dependencies", install_work(wheel_dir, gpu), self._installed)
+
+    def _installed(self, result) -> None:
+        from .dependencies import activate_installed
+
+        if result.ok:
+            activate_installed()
+            self.refresh_status()
+            self.warn(result.message + " RS-SAGE is ready to use.", Qgis.Success)
+        else:
+            tail = "\n".join(result.log[-8:])
+            self.warn(f"{result.message}\n{tail}")
+
+    def diagnostics(self) -> None:
+        from .dependencies import diagnostics_work
+
+        if self.busy():
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
+            return
+        self._start("RS-SAGE: diagnostics", diagnostics_work(), self._show_diagnostics)
+
+    def _show_diagnostics(self, text: str) -> None:
+        QApplication.clipboard().setText(text)
+        self.last_diagnostics = text
+        box = QMessageBox(QMessageBox.Information, "RS-SAGE diagnostics",
+                          "The report was copied to the clipboard; paste it into your bug report.", parent=self)
+        box.setDetailedText(text)
+        box.setModal(False)
+        box.show()
 
     def _restore_layer(self) -> None:
         layer_id, ok = QgsProject.instance().readEntry("rs_sage", "layer", "")

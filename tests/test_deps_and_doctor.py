@@ -1,0 +1,68 @@
+"""Dependency installer outcomes (without the network) and the diagnostics report."""
+
+import json
+import sys
+
+from core import deps
+from core.doctor import as_text, report
+
+
+def _installed_before(base):
+    target = deps.deps_dir(base)
+    target.mkdir(parents=True)
+    (target / deps.MARKER).write_text("{}")
+    (target / "old_package.py").write_text("x = 1\n")
+    return target
+
+
+def test_failed_install_keeps_the_previous_folder(tmp_path):
+    base = tmp_path / "py"
+    target = _installed_before(base)
+    empty = tmp_path / "no_wheels"
+    empty.mkdir()
+    res = deps.install(base, wheel_dir=empty, python=sys.executable)
+    assert res.status == "failed" and "pip failed" in res.message
+    assert (target / "old_package.py").read_text() == "x = 1\n"
+    assert not list(base.glob("*.partial")) and not list(base.glob("*.old"))
+    assert any("--no-index" in line for line in res.log)
+
+
+def test_cancelled_install_changes_nothing(tmp_path):
+    base = tmp_path / "py"
+    target = _installed_before(base)
+    wheels = tmp_path / "w"
+    wheels.mkdir()
+    res = deps.install(base, wheel_dir=wheels, python=sys.executable, cancelled=lambda: True)
+    assert res.status == "cancelled"
+    assert sorted(p.name for p in target.iterdir()) == sorted([deps.MARKER, "old_package.py"])
+    assert not list(base.glob("*.partial"))
+
+
+def test_missing_wheel_folder_is_a_message(tmp_path):
+    res = deps.install(tmp_path / "py", wheel_dir=tmp_path / "nowhere", python=sys.executable)
+    assert res.status == "failed" and "does not exist" in res.message
+
+
+def test_activate_adds_only_an_installed_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert not deps.activate(tmp_path / "none")
+    target = _installed_before(tmp_path / "py")
+    assert deps.activate(tmp_path / "py")
+    assert sys.path[-1] == str(target)
+
+
+def test_constraints_pin_the_interpreters_numpy():
+    import numpy
+
+    assert f"numpy=={numpy.__version__}" in deps.constraints(sys.executable)
+
+
+def test_doctor_reports_providers_and_verified_checksums():
+    rep = report()
+    assert rep["checksums"]["model"] == "ok" and rep["checksums"]["text_encoder"] == "ok"
+    assert rep["checksums"]["knowledge_base"].startswith("ok ")
+    assert rep["onnxruntime_providers"]["used_by_encoder"][-1] == "CPUExecutionProvider"
+    assert rep["missing_runtime_packages"] == []
+    text = as_text(rep)
+    assert "onnxruntime" in text and "text_encoder: ok" in text
+    json.dumps(rep)

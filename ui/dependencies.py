@@ -1,0 +1,49 @@
+"""The panel's *Install dependencies* and *Diagnostics*: QGIS-side glue over ``core.deps`` and
+``core.doctor`` (where the folder lives in the profile; the work as QgsTask callables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
+
+LOG_TAG = "RS-SAGE install"
+
+
+def deps_base() -> Path:
+    """``<profile>/rs_sage/python``: the plugin's own package folder, per QGIS profile."""
+    return Path(QgsApplication.qgisSettingsDirPath()) / "rs_sage" / "python"
+
+
+def activate_installed() -> bool:
+    """Make packages installed by an earlier *Install dependencies* importable (plugin start)."""
+    from ..core.deps import activate
+
+    return activate(deps_base())
+
+
+def install_work(wheel_dir: str | None, gpu: bool):
+    """A CoreTask work function: pip into the plugin's folder, log lines to the RS-SAGE install log."""
+
+    def work(progress, cancelled):
+        from ..core.deps import install
+
+        lines = [0]
+
+        def log(line: str) -> None:
+            lines[0] += 1
+            progress(min(95.0, 100.0 * (1 - 0.97 ** lines[0])))  # pip prints no percentage
+            QgsMessageLog.logMessage(line, LOG_TAG, Qgis.Info)
+
+        return install(deps_base(), wheel_dir=wheel_dir, gpu=gpu, log=log, cancelled=cancelled)
+
+    return work
+
+
+def diagnostics_work():
+    def work(progress, cancelled):
+        from ..core.doctor import as_text, report
+
+        return as_text(report(qgis_version=Qgis.QGIS_VERSION))
+
+    return work

@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import RsSageError
 from .raster import Stretch, default_rgb_bands, open_raster, read_valid_tile
+from .tile_schema import TILE_FIELDS, TileRecord, tile_attributes
 from .tiling import make_grid, metres_per_unit
 from .valid_pixels import PixelRule, UserNoData, valid_stretch
 
@@ -61,7 +62,7 @@ LARGE_PLAN_TILES = 250_000  # about 45 min at 100 tiles/s: larger batch runs nee
 @dataclass
 class LabelParams:
     raster: str
-    out_gpkg: str
+    out_gpkg: str | None  # None: keep the tiles in memory (LabelResult.records) and write no file
     out_tif: str | None = None
     out_summary: str | None = None  # .csv or .json; default: next to the GeoPackage
     labels: list[str] | None = None
@@ -94,6 +95,7 @@ class LabelResult:
     uncertain: int = 0  # tiles whose top score is under the model's uncertainty threshold
     notes: list[str] = field(default_factory=list)  # adjustments the user should know about
     stretch: tuple[list[float], list[float]] | None = None  # (low, high) the model was fed
+    records: list[TileRecord] = field(default_factory=list)  # the tiles, when no GeoPackage was asked for
 
     @property
     def tiles_per_s(self) -> float:
@@ -182,26 +184,26 @@ def write_summary(summary: dict, path: str) -> None:
 
 
 class _Writer:
-    """GeoPackage features and class GeoTIFF pixels, written from one thread."""
+    """Tiles to the GeoPackage and class GeoTIFF (or to memory), written from one thread."""
 
     def __init__(self, params: LabelParams, ds, grid, gt, labels, gsd_units):
         from osgeo import gdal, ogr
 
         self.labels = labels
-        self.tmp_gpkg = _atomic_tmp(params.out_gpkg)
+        self.records: list[TileRecord] | None = None if params.out_gpkg else []
+        self.tmp_gpkg = _atomic_tmp(params.out_gpkg) if params.out_gpkg else None
         self.tmp_tif = _atomic_tmp(params.out_tif) if params.out_tif else None
-        drv = ogr.GetDriverByName("GPKG")
-        if os.path.exists(self.tmp_gpkg):
-            drv.DeleteDataSource(self.tmp_gpkg)
-        self.vds = drv.CreateDataSource(self.tmp_gpkg)
-        self.layer = self.vds.CreateLayer("tiles", ds.GetSpatialRef(), ogr.wkbPolygon)
-        for name, kind in (("tile_row", ogr.OFTInteger), ("tile_col", ogr.OFTInteger),
-                           ("label", ogr.OFTString), ("score", ogr.OFTReal), ("top3", ogr.OFTString),
-                           ("scene_cues", ogr.OFTString), ("object_cues", ogr.OFTString),
-                           ("fine_cues", ogr.OFTString), ("router", ogr.OFTString),
-                           ("uncertain", ogr.OFTInteger)):
-            self.layer.CreateField(ogr.FieldDefn(name, kind))
-        self.defn = self.layer.GetLayerDefn()
+        self.vds = None
+        if self.tmp_gpkg:
+            drv = ogr.GetDriverByName("GPKG")
+            if os.path.exists(self.tmp_gpkg):
+                drv.DeleteDataSource(self.tmp_gpkg)
+            self.vds = drv.CreateDataSource(self.tmp_gpkg)
+            self.layer = self.vds.CreateLayer("tiles", ds.GetSpatialRef(), ogr.wkbPolygon)
+            kinds = {int: ogr.OFTInteger, float: ogr.OFTReal, str: ogr.OFTString}
+            for name, kind in TILE_FIELDS:
+                self.layer.CreateField(ogr.FieldDefn(name, kinds[kind]))
+            self.defn = self.layer.GetLayerDefn()
         self.gt = gt
         self.grid = grid
         self.tds = None
@@ -228,48 +230,47 @@ class _Writer:
             self.tds.SetMetadataItem("RS_SAGE_CLASSES", json.dumps(list(labels)))
             for i, name in enumerate(labels):  # also inside the TIFF, for tools that skip .aux.xml
                 band.SetMetadataItem(f"CLASS_{i}", name)
-        self.vds.StartTransaction()
+        if self.vds is not None:
+            self.vds.StartTransaction()
         self.n = 0
 
     def write(self, row, col, x, y, size, result) -> None:
         from osgeo import ogr
 
         gt = self.gt
-        xs = [gt[0] + x * gt[1], gt[0] + (x + size) * gt[1]]
-        ys = [gt[3] + y * gt[5], gt[3] + (y + size) * gt[5]]
-        ring = ogr.Geometry(ogr.wkbLinearRing)
-        for px, py in ((xs[0], ys[0]), (xs[1], ys[0]), (xs[1], ys[1]), (xs[0], ys[1]), (xs[0], ys[0])):
-            ring.AddPoint_2D(px, py)
-        poly = ogr.Geometry(ogr.wkbPolygon)
-        poly.AddGeometry(ring)
-        f = ogr.Feature(self.defn)
-        f.SetGeometry(poly)
-        f.SetField("tile_row", row)
-        f.SetField("tile_col", col)
-        f.SetField("label", result.label)
-        f.SetField("score", float(result.score))
-        f.SetField("top3", "; ".join(f"{lab} {s:.2f}" for lab, s in result.top[:3]))
-        for lv, name in (("scene", "scene_cues"), ("object", "object_cues"), ("fine", "fine_cues")):
-            f.SetField(name, ", ".join(c.name for c in result.cues[lv][:5]))
-        f.SetField("router", json.dumps(result.router))
-        f.SetField("uncertain", int(bool(getattr(result, "uncertain", False))))
-        self.layer.CreateFeature(f)
+        xs = sorted((gt[0] + x * gt[1], gt[0] + (x + size) * gt[1]))
+        ys = sorted((gt[3] + y * gt[5], gt[3] + (y + size) * gt[5]))
+        attrs = tile_attributes(row, col, result)
+        if self.records is not None:
+            self.records.append(TileRecord((xs[0], ys[0], xs[1], ys[1]), attrs))
+        else:
+            ring = ogr.Geometry(ogr.wkbLinearRing)
+            for px, py in ((xs[0], ys[1]), (xs[1], ys[1]), (xs[1], ys[0]), (xs[0], ys[0]), (xs[0], ys[1])):
+                ring.AddPoint_2D(px, py)
+            poly = ogr.Geometry(ogr.wkbPolygon)
+            poly.AddGeometry(ring)
+            f = ogr.Feature(self.defn)
+            f.SetGeometry(poly)
+            for name, value in attrs.items():
+                f.SetField(name, value)
+            self.layer.CreateFeature(f)
         if self.tds is not None:
             self.tds.GetRasterBand(1).WriteArray(
                 np.array([[self.labels.index(result.label)]], self.class_dtype), col, row)
         self.n += 1
-        if self.n % 2000 == 0:
+        if self.vds is not None and self.n % 2000 == 0:
             self.vds.CommitTransaction()
             self.vds.StartTransaction()
 
     def close(self, keep: bool, params: LabelParams) -> dict[str, str]:
-        self.vds.CommitTransaction()
-        self.vds = None
+        if self.vds is not None:
+            self.vds.CommitTransaction()
+            self.vds = None
         if self.tds is not None:
             self.tds.FlushCache()
             self.tds = None
         outputs = {}
-        pairs = [(self.tmp_gpkg, params.out_gpkg)]
+        pairs = [(self.tmp_gpkg, params.out_gpkg)] if self.tmp_gpkg else []
         if self.tmp_tif:
             pairs.append((self.tmp_tif, params.out_tif))
         for tmp, final in pairs:
@@ -330,8 +331,11 @@ def validate_params(params: LabelParams) -> None:
         bad("The batch size", params.batch, "must be at least 1")
 
 
-def summary_path(params: LabelParams) -> str:
-    return params.out_summary or str(Path(params.out_gpkg).with_suffix(".csv"))
+def summary_path(params: LabelParams) -> str | None:
+    """The summary file: the one asked for, else beside the GeoPackage, else none (in memory)."""
+    if params.out_summary:
+        return params.out_summary
+    return str(Path(params.out_gpkg).with_suffix(".csv")) if params.out_gpkg else None
 
 
 def check_outputs(params: LabelParams) -> None:
@@ -515,13 +519,15 @@ def label_raster(params: LabelParams, engine=None,
     mx, my = metres_per_unit(srs, gt[3] + gt[5] * ds.RasterYSize / 2)
     cell_m2 = (grid.src_per_stride * abs(gt[1]) * mx) * (grid.src_per_stride * abs(gt[5]) * my)
     summary = summarise(counts, cell_m2, labels, uncertain)
-    write_summary(summary, summary_path(params))
-    outputs["summary"] = summary_path(params)
+    if summary_path(params):
+        write_summary(summary, summary_path(params))
+        outputs["summary"] = summary_path(params)
     return LabelResult(tiles=grid.count, labelled=done, skipped_nodata=skipped["nodata"],
                        skipped_mask=skipped["mask"], seconds=time.perf_counter() - t0, gsd=gsd,
                        summary=summary, outputs=outputs, device=engine.device,
                        nodata_rule=rule.describe(), uncertain=sum(uncertain.values()), notes=params.notes,
-                       stretch=([float(v) for v in stretch.low], [float(v) for v in stretch.high]))
+                       stretch=([float(v) for v in stretch.low], [float(v) for v in stretch.high]),
+                       records=writer.records or [])
 
 
 def native_gsd(ds, gt, srs) -> float:

@@ -7,7 +7,6 @@ Thin adapters: parameters in, ``core`` call, outputs out. Heavy modules are impo
 from __future__ import annotations
 
 import os
-import tempfile
 
 from qgis.core import (
     QgsFeature,
@@ -29,13 +28,12 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
-    QgsVectorLayer,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..ui.layer_source import user_nodata
-from ..ui.result_layers import TILE_FIELDS
+from ..qgis_adapter.layer_source import layer_source
+from ..qgis_adapter.tile_features import tile_feature, tile_fields
 from .common import engine, gdal_path, parse_labels
 
 
@@ -59,6 +57,23 @@ class _Base(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "TILE", "Tile size (px)", QgsProcessingParameterNumber.Integer, tile_default, minValue=32,
             maxValue=1024))
+
+    @staticmethod
+    def _source(layer):
+        """The layer as the panel sees it: file, band mapping, hand-set stretch, user no-data."""
+        from ..core.errors import RsSageError
+
+        gdal_path(layer)  # a clear message for a missing or non-GDAL layer
+        try:
+            return layer_source(layer)
+        except RsSageError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+    @staticmethod
+    def _layer_view(source) -> dict:
+        """LabelParams fields that make the model see what the layer shows."""
+        stretch = (source.stretch_low, source.stretch_high) if source.stretch_low else None
+        return {"bands": source.bands, "stretch": stretch, "nodata": source.nodata}
 
     def _run_core(self, fn, feedback):
         from ..core.errors import RsSageError
@@ -108,7 +123,7 @@ class LabelRasterAlgorithm(_Base):
         from ..core.labeller import LARGE_PLAN_TILES, LabelParams, label_raster
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        path = gdal_path(layer)
+        source = self._source(layer)
         allow_large = self.parameterAsBoolean(parameters, "ALLOW_LARGE", context)
         extent = None
         if parameters.get("EXTENT"):
@@ -125,12 +140,12 @@ class LabelRasterAlgorithm(_Base):
         out_tif = self.parameterAsOutputLayer(parameters, "OUTPUT_RASTER", context) or None
         summary = self.parameterAsFileOutput(parameters, "OUTPUT_SUMMARY", context) or None
         params = LabelParams(
-            raster=path, out_gpkg=out, out_tif=out_tif, out_summary=summary,
+            raster=source.path, out_gpkg=out, out_tif=out_tif, out_summary=summary,
             labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
             tile=self.parameterAsInt(parameters, "TILE", context),
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
-            mask=mask, extent=extent, nodata=user_nodata(layer),
+            mask=mask, extent=extent, **self._layer_view(source),
             max_tiles=None if allow_large else LARGE_PLAN_TILES)
         eng = engine()
         feedback.pushInfo(f"RS-SAGE model on {eng.device}")
@@ -176,31 +191,22 @@ class ClassifyExtentAlgorithm(_Base):
         from ..core.labeller import LabelParams, label_raster
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        path = gdal_path(layer)
+        source = self._source(layer)
         r = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
         if r.isEmpty():
             raise QgsProcessingException("The extent is empty.")
-        with tempfile.TemporaryDirectory() as tmp:
-            params = LabelParams(
-                raster=path, out_gpkg=os.path.join(tmp, "tiles.gpkg"),
-                labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
-                gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
-                tile=self.parameterAsInt(parameters, "TILE", context),
-                extent=(r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()), nodata=user_nodata(layer))
-            self._run_core(lambda: label_raster(params, engine(), progress=feedback.setProgress,
-                                                cancelled=feedback.isCanceled), feedback)
-            tiles = QgsVectorLayer(params.out_gpkg + "|layername=tiles", "tiles", "ogr")
-            fields = QgsFields()
-            for name, kind in TILE_FIELDS:
-                fields.append(QgsField(name, kind))
-            sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields,
-                                              QgsWkbTypes.Polygon, layer.crs())
-            for f in tiles.getFeatures():
-                out = QgsFeature(fields)
-                out.setGeometry(f.geometry())
-                out.setAttributes([f[name] for name, _ in TILE_FIELDS])
-                sink.addFeature(out, QgsFeatureSink.FastInsert)
-            del tiles
+        params = LabelParams(
+            raster=source.path, out_gpkg=None,
+            labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
+            gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
+            tile=self.parameterAsInt(parameters, "TILE", context),
+            extent=(r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()), **self._layer_view(source))
+        res = self._run_core(lambda: label_raster(params, engine(), progress=feedback.setProgress,
+                                                  cancelled=feedback.isCanceled), feedback)
+        fields = tile_fields()
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Polygon, layer.crs())
+        for record in res.records:
+            sink.addFeature(tile_feature(record, fields), QgsFeatureSink.FastInsert)
         return {"OUTPUT": dest}
 
 
@@ -232,13 +238,12 @@ class AskRegionAlgorithm(_Base):
         from ..core.regions import ask_region
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        path = gdal_path(layer)
+        raster = self._source(layer)
         source = self.parameterAsSource(parameters, "REGIONS", context)
         question = self.parameterAsString(parameters, "QUESTION", context)
         gsd = self.parameterAsDouble(parameters, "GSD", context) or None
         tile = self.parameterAsInt(parameters, "TILE", context)
         labels = parse_labels(self.parameterAsString(parameters, "LABELS", context))
-        nodata = user_nodata(layer)
         fields = QgsFields(source.fields())
         for name, kind in (("question", QVariant.String), ("answer", QVariant.String),
                            ("confidence", QVariant.Double), ("type", QVariant.String),
@@ -259,8 +264,8 @@ class AskRegionAlgorithm(_Base):
             g.transform(ct)
             shape = wkb.loads(bytes(g.asWkb()))
             res = self._run_core(lambda shape=shape: ask_region(
-                eng, path, shape, question, gsd, tile, labels=labels, nodata=nodata,
-                cancelled=feedback.isCanceled),
+                eng, raster.path, shape, question, gsd, tile, labels=labels, bands=raster.bands,
+                stretch=raster.stretch(), nodata=raster.nodata, cancelled=feedback.isCanceled),
                 feedback)
             out = QgsFeature(fields)
             out.setGeometry(f.geometry())

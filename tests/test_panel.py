@@ -138,7 +138,7 @@ def test_layer_kinds_classify(dock, qgis_iface, tmp_path, make, gsd, tile, expec
 
 def test_sixteen_bit_layer_stretch_from_valid_pixels_unless_set_by_hand():
     from qgis.core import QgsContrastEnhancement, QgsRasterMinMaxOrigin
-    from rs_sage.ui.layer_source import layer_source
+    from rs_sage.qgis_adapter.layer_source import layer_source
 
     layer = QgsRasterLayer(str(COLLAR), "landsat")
     assert layer.renderer().redContrastEnhancement().minimumValue() == 0  # QGIS counts the collar
@@ -357,7 +357,7 @@ def test_errors_are_plain_messages_and_inputs_are_kept(dock, qgis_iface):
     dock.set_region(QgsGeometry.fromRect(layer.extent()), layer.crs())
     dock.layer_combo.setAdditionalLayers([])
     from rs_sage.core.errors import RsSageError
-    from rs_sage.ui.layer_source import layer_source
+    from rs_sage.qgis_adapter.layer_source import layer_source
 
     with pytest.raises(RsSageError, match="not valid"):
         layer_source(broken)

@@ -8,7 +8,7 @@ import sys
 from conftest import ROOT
 from helpers import FIXTURES
 
-RUNTIME_DIRS = ["core", "ui", "processing_provider"]
+RUNTIME_DIRS = ["core", "ui", "processing_provider", "qgis_adapter"]
 RUNTIME_FILES = ["plugin.py", "__init__.py"]
 FORBIDDEN = ("rs_sage_dev", "torch", "transformers")
 
@@ -28,6 +28,9 @@ def test_no_runtime_module_imports_a_dev_module():
     bad = {str(p.relative_to(ROOT)): m for p in files for m in _imports(p)
            if m.split(".")[0] in FORBIDDEN}
     assert not bad, bad
+    # Processing and the panel share qgis_adapter; neither imports the other
+    processing = [m for p in (ROOT / "processing_provider").glob("*.py") for m in _imports(p)]
+    assert not [m for m in processing if m.lstrip(".").startswith("ui")], processing
     # the development package's modules must not sit in core/ either
     dev_modules = {p.stem for p in (ROOT / "rs_sage_dev").glob("*.py")} - {"__init__", "__main__", "cli"}
     assert not dev_modules & {p.stem for p in (ROOT / "core").glob("*.py")}

@@ -46,8 +46,8 @@ from ..core.errors import RsSageError
 from ..core.presets import EXAMPLE_QUESTIONS, PRESETS, model_settings
 from ..core.status import plugin_status
 from ..core.units import format_area
+from ..qgis_adapter.layer_source import layer_source
 from . import result_layers
-from .layer_source import layer_source
 from .map_tool import RegionMapTool
 from .tasks import CoreTask, ask_work, classify_work
 
@@ -418,9 +418,9 @@ class RsSageDock(QDockWidget):
         work = classify_work(source, ext, labels, self.gsd.value(), self.tile.value(), self.stride(), None)
         self._start("RS-SAGE: classify extent", work, lambda res: self._classified(res, crs, labels))
 
-    def _classified(self, res: dict, crs, labels: list[str]) -> None:
-        result = res["result"]  # never empty: the labeller raises, with the reason, when nothing is labelled
-        self.last_classes_layer = result_layers.classes_layer(res["rows"], crs, labels)
+    def _classified(self, result, crs, labels: list[str]) -> None:
+        # never empty: the labeller raises, with the reason, when nothing is labelled
+        self.last_classes_layer = result_layers.classes_layer(result.records, crs, labels)
         self.summary.setRowCount(0)
         for name, s in sorted(result.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
             r = self.summary.rowCount()

@@ -24,10 +24,6 @@ from qgis.PyQt.QtGui import QColor
 GROUP = "RS-SAGE"
 CLASSES_LAYER = "RS-SAGE classes"
 QUESTIONS_LAYER = "RS-SAGE questions"
-# The tile attributes the labeller writes, as QGIS fields (the panel and the algorithms share them).
-TILE_FIELDS = [("label", QVariant.String), ("score", QVariant.Double), ("top3", QVariant.String),
-               ("scene_cues", QVariant.String), ("object_cues", QVariant.String), ("router", QVariant.String),
-               ("uncertain", QVariant.Int)]
 UNCERTAIN = "uncertain"  # the category of tiles under the model's score threshold
 
 
@@ -36,22 +32,18 @@ def _group(project: QgsProject):
     return root.findGroup(GROUP) or root.insertGroup(0, GROUP)
 
 
-def classes_layer(rows: list[dict], crs, labels: list[str], project: QgsProject | None = None) -> QgsVectorLayer:
-    """A memory polygon layer of tiles, categorised by label, semi-transparent, labelled."""
+def classes_layer(records: list, crs, labels: list[str], project: QgsProject | None = None) -> QgsVectorLayer:
+    """A memory polygon layer of tiles (``core.tile_schema``), categorised by label, labelled."""
+    from ..qgis_adapter.tile_features import tile_feature, tile_fields
+
     project = project or QgsProject.instance()
     layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", CLASSES_LAYER, "memory")
     pr = layer.dataProvider()
-    pr.addAttributes([QgsField(n, t) for n, t in TILE_FIELDS])
+    pr.addAttributes(tile_fields().toList())
     layer.updateFields()
-    feats = []
-    for row in rows:
-        f = QgsFeature(layer.fields())
-        f.setGeometry(QgsGeometry.fromWkt(row["wkt"]))
-        f.setAttributes([row[n] for n, _ in TILE_FIELDS])
-        feats.append(f)
-    pr.addFeatures(feats)
+    pr.addFeatures([tile_feature(r, layer.fields()) for r in records])
     layer.updateExtents()
-    style_classes(layer, labels, {r["label"] for r in rows})
+    style_classes(layer, labels, {r.attributes["label"] for r in records})
     project.addMapLayer(layer, False)
     _group(project).insertLayer(0, layer)
     return layer

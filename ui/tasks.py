@@ -6,10 +6,8 @@ GUI thread (QgsTask.finished) and is where layers are written.
 
 from __future__ import annotations
 
-import tempfile
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 
 from qgis.core import QgsMessageLog, QgsTask
 
@@ -45,28 +43,17 @@ class CoreTask(QgsTask):
 
 
 def classify_work(source, extent, labels, gsd, tile, stride, max_tiles):
-    """Worker for Classify extent: the streaming labeller into a temp GeoPackage, read back."""
+    """Worker for Classify extent: the streaming labeller, tiles kept in memory (no file)."""
 
     def work(progress, cancelled):
-        from osgeo import ogr
-
         from ..core.engine import shared_engine
         from ..core.labeller import LabelParams, label_raster
 
-        with tempfile.TemporaryDirectory() as tmp:
-            params = LabelParams(raster=source.path, out_gpkg=str(Path(tmp) / "tiles.gpkg"), labels=labels,
-                                 gsd=gsd, tile=tile, stride=stride, extent=extent, bands=source.bands,
-                                 stretch=(source.stretch_low, source.stretch_high) if source.stretch_low else None,
-                                 max_tiles=max_tiles, nodata=source.nodata)
-            res = label_raster(params, shared_engine(), progress=progress, cancelled=cancelled)
-            ds = ogr.Open(params.out_gpkg)
-            rows = []
-            for f in ds.GetLayer(0):
-                rows.append({"wkt": f.GetGeometryRef().ExportToWkt(),
-                             **{k: f.GetField(k) for k in ("label", "score", "top3", "scene_cues",
-                                                           "object_cues", "router", "uncertain")}})
-            ds = None
-        return {"rows": rows, "result": res}
+        params = LabelParams(raster=source.path, out_gpkg=None, labels=labels,
+                             gsd=gsd, tile=tile, stride=stride, extent=extent, bands=source.bands,
+                             stretch=(source.stretch_low, source.stretch_high) if source.stretch_low else None,
+                             max_tiles=max_tiles, nodata=source.nodata)
+        return label_raster(params, shared_engine(), progress=progress, cancelled=cancelled)
 
     return work
 

@@ -430,3 +430,55 @@ def test_install_buttons_only_when_packages_are_missing_and_diagnostics_copied(d
     wait_for_task(dock)
     assert "checksums" in dock.last_diagnostics and "model: ok" in dock.last_diagnostics
     assert QApplication.clipboard().text() == dock.last_diagnostics
+
+
+def test_processing_sees_the_layer_as_the_panel_does(dock, qgis_iface, qgis_processing, tmp_path):
+    """Band mapping (3, 2, 1) and a hand-set stretch: Processing feeds the model what the panel does."""
+    import processing
+    from qgis.core import QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsRasterMinMaxOrigin, QgsVectorLayer
+    from rs_sage.processing_provider.provider import RsSageProvider
+
+    layer = add_raster(COLLAR, "landsat collar swapped")
+    r = QgsMultiBandColorRenderer(layer.dataProvider(), 3, 2, 1)
+    for i, setter in enumerate((r.setRedContrastEnhancement, r.setGreenContrastEnhancement,
+                                r.setBlueContrastEnhancement)):
+        ce = QgsContrastEnhancement(layer.dataProvider().dataType(3 - i))
+        ce.setMinimumValue(7500)
+        ce.setMaximumValue(10500 + 500 * i)
+        ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        setter(ce)
+    origin = QgsRasterMinMaxOrigin()
+    origin.setLimits(QgsRasterMinMaxOrigin.None_)
+    r.setMinMaxOrigin(origin)
+    layer.setRenderer(r)
+
+    for old in classes_layers():
+        QgsProject.instance().removeMapLayer(old)
+    dock.preset.setCurrentText("Custom list (below)")
+    dock.labels_edit.setPlainText("\n".join(LANDCOVER))
+    run_classify(dock, qgis_iface, layer, gsd=30, tile=64)
+    (panel_layer,) = classes_layers()
+    panel = {k: v for k, v in zip(tile_labels(panel_layer.getFeatures(), layer, 64 * 30),
+                                  [round(f["score"], 3) for f in panel_layer.getFeatures()], strict=True)}
+    registry = QgsApplication.processingRegistry()
+    prov = RsSageProvider() if registry.providerById("rs_sage") is None else None
+    if prov:
+        registry.addProvider(prov)
+    try:
+        outs = {}
+        import shutil
+
+        plain = tmp_path / "plain_copy.tif"  # a path of its own: Processing would reuse the styled layer
+        shutil.copy(COLLAR, plain)
+        for name, lay in (("styled", layer), ("plain", str(plain))):
+            out = str(tmp_path / f"{name}.gpkg")
+            processing.run("rs_sage:label_raster", {"INPUT": lay, "GSD": 30, "TILE": 64, "STRIDE": 0,
+                                                    "LABELS": ", ".join(LANDCOVER), "OUTPUT": out})
+            vl = QgsVectorLayer(out, name, "ogr")
+            outs[name] = {k: v for k, v in zip(tile_labels(vl.getFeatures(), layer, 64 * 30),
+                                               [round(f["score"], 3) for f in vl.getFeatures()], strict=True)}
+    finally:
+        if prov:
+            registry.removeProvider(prov)
+    assert outs["styled"] == panel
+    assert outs["plain"] != panel  # the styling matters, so the equality above means something

@@ -26,8 +26,14 @@ def test_unload_removes_everything(loaded_plugin, recording_iface):
     import qgis.utils
     from qgis.core import QgsApplication
 
+    from rs_sage.core import engine as engine_module
+    from rs_sage.core import text_encoder
+
     action, dock = loaded_plugin.action, loaded_plugin.dock
+    engine_module._shared = object()  # as if the panel had loaded the model
+    text_encoder.shared_encoder()
     assert qgis.utils.unloadPlugin("rs_sage")
+    assert engine_module._shared is None and text_encoder._shared is None  # sessions released
     assert action not in recording_iface.toolbar.actions()
     assert "&RS-SAGE" not in recording_iface.menus
     assert dock not in recording_iface.docks

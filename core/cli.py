@@ -48,7 +48,7 @@ def _label(args: argparse.Namespace) -> int:
     params = LabelParams(raster=args.raster, out_gpkg=args.out, out_tif=args.tif, out_summary=args.summary,
                          labels=labels,
                          gsd=args.gsd, tile=args.tile, stride=args.stride, mask=args.mask,
-                         bands=args.bands, max_tiles=max_tiles, nodata=nodata)
+                         bands=args.bands, max_tiles=max_tiles, nodata=nodata, scheduler=args.dask, cog=args.cog)
     last = [-10.0]
 
     def progress(pct: float) -> None:
@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--nodata", type=float, default=None,
                     help="extra nodata value in every band (the file's own nodata, NaN, the mask band and "
                          "a fill collar found along the border are always skipped)")
+    lb.add_argument("--dask", default=None, metavar="SCHEDULER",
+                    help="run on Dask: local, local:N (N single-threaded worker processes) or tcp://host:8786")
+    lb.add_argument("--cog", action="store_true", help="write the class GeoTIFF as a Cloud-Optimised GeoTIFF")
     lb.add_argument("--views", type=int, choices=sorted(VIEW_SETS), default=DEFAULT_VIEWS,
                     help="rotated views averaged per tile (1 is about 4x faster than the default 4)")
 

@@ -130,10 +130,13 @@ class Engine:
         # Tiles whose relative top score is below this are marked uncertain (0: never);
         # chosen on validation images by ``python -m core calibrate``.
         self.uncertain_below = float(self.meta.get("uncertain_below", 0.0))
+        self.model_dir: Path | None = None
+        self.user_kb_dir: Path | None = None
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, kb_dir=None, user_kb=None,
-             providers: list[str] | None = None, views: int = DEFAULT_VIEWS) -> Engine:
+             providers: list[str] | None = None, views: int = DEFAULT_VIEWS,
+             threads: int | None = None) -> Engine:
         import onnxruntime as ort
 
         from .knowledge import KnowledgeBase
@@ -155,6 +158,8 @@ class Engine:
         providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:  # a Dask worker process: one core each, so N workers use N cores
+            so.intra_op_num_threads = so.inter_op_num_threads = int(threads)
         sessions = [ort.InferenceSession(str(p), so, providers=providers) for p in paths]
         kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
         expected = _metadata(sessions[1]).get("kb_checksum")
@@ -163,7 +168,15 @@ class Engine:
                 f"The model was trained with knowledge base {str(expected)[:12]} but "
                 f"{kb.checksum[:12]} is installed; reinstall the plugin's resources together."
             )
-        return cls(sessions[0], sessions[1], kb, shared_encoder(), views)
+        eng = cls(sessions[0], sessions[1], kb, shared_encoder(), views)
+        eng.model_dir = model_dir  # for Dask workers, which load the same files themselves
+        if user_kb is False:
+            eng.user_kb_dir = None
+        else:
+            from .paths import user_kb_dir
+
+            eng.user_kb_dir = Path(user_kb) if user_kb else user_kb_dir()
+        return eng
 
     @property
     def device(self) -> str:

@@ -77,6 +77,8 @@ class LabelParams:
     min_valid: float = 0.5  # tiles with less valid (non-nodata) area are skipped
     batch: int = 32
     max_tiles: int | None = None  # refuse larger runs with a clear message
+    scheduler: str | None = None  # Dask: "local", "local:N" or "tcp://host:8786" (None: this process)
+    cog: bool = False  # write the class GeoTIFF as a Cloud-Optimised GeoTIFF
     notes: list[str] = field(default_factory=list)  # set by ``plan``: what was adjusted and why
 
 
@@ -235,12 +237,16 @@ class _Writer:
         self.n = 0
 
     def write(self, row, col, x, y, size, result) -> None:
+        self.write_attrs(x, y, size, tile_attributes(row, col, result))
+
+    def write_attrs(self, x, y, size, attrs: dict) -> None:
+        """One tile from its attribute values (``core.tile_schema``): local results and Dask's alike."""
         from osgeo import ogr
 
         gt = self.gt
+        row, col = attrs["tile_row"], attrs["tile_col"]
         xs = sorted((gt[0] + x * gt[1], gt[0] + (x + size) * gt[1]))
         ys = sorted((gt[3] + y * gt[5], gt[3] + (y + size) * gt[5]))
-        attrs = tile_attributes(row, col, result)
         if self.records is not None:
             self.records.append(TileRecord((xs[0], ys[0], xs[1], ys[1]), attrs))
         else:
@@ -256,11 +262,25 @@ class _Writer:
             self.layer.CreateFeature(f)
         if self.tds is not None:
             self.tds.GetRasterBand(1).WriteArray(
-                np.array([[self.labels.index(result.label)]], self.class_dtype), col, row)
+                np.array([[self.labels.index(attrs["label"])]], self.class_dtype), col, row)
         self.n += 1
         if self.vds is not None and self.n % 2000 == 0:
             self.vds.CommitTransaction()
             self.vds.StartTransaction()
+
+    def _to_cog(self) -> None:
+        """Rewrite the class GeoTIFF as a COG (overviews by nearest class, palette and names kept)."""
+        from osgeo import gdal
+
+        cog = self.tmp_tif + ".cog.tif"
+        gdal.Translate(cog, self.tmp_tif, format="COG",
+                       creationOptions=["COMPRESS=DEFLATE", "OVERVIEW_RESAMPLING=NEAREST"])
+        out = gdal.Open(cog, gdal.GA_Update)
+        out.GetRasterBand(1).SetCategoryNames(list(self.labels))  # a side-car .aux.xml: the COG stays valid
+        out = None
+        os.replace(cog, self.tmp_tif)
+        if os.path.exists(cog + ".aux.xml"):
+            os.replace(cog + ".aux.xml", self.tmp_tif + ".aux.xml")
 
     def close(self, keep: bool, params: LabelParams) -> dict[str, str]:
         if self.vds is not None:
@@ -273,6 +293,8 @@ class _Writer:
         pairs = [(self.tmp_gpkg, params.out_gpkg)] if self.tmp_gpkg else []
         if self.tmp_tif:
             pairs.append((self.tmp_tif, params.out_tif))
+        if keep and self.tmp_tif and params.cog:
+            self._to_cog()
         for tmp, final in pairs:
             # GDAL keeps category names in a side-car .aux.xml: it moves (or goes) with its file.
             for suffix in ("", ".aux.xml"):
@@ -404,7 +426,8 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
 
 def label_raster(params: LabelParams, engine=None,
                  progress: Callable[[float], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> LabelResult:
+                 cancelled: Callable[[], bool] | None = None, dask_client=None) -> LabelResult:
+    """Label every tile of the plan; ``params.scheduler`` (or a ready ``dask_client``) runs it on Dask."""
     from osgeo import gdal
 
     from .engine import Engine
@@ -431,27 +454,88 @@ def label_raster(params: LabelParams, engine=None,
     if progress:
         progress(0.0)  # the plan is made: show the bar from the first second
 
+    writer = _Writer(params, ds, grid, gt, labels, gsd)
+    counts: Counter = Counter()
+    uncertain: Counter = Counter()
+    skipped: Counter = Counter()
+
+    def record(x, y, size, attrs) -> None:
+        writer.write_attrs(x, y, size, attrs)
+        counts[attrs["label"]] += 1
+        uncertain[attrs["label"]] += attrs["uncertain"]
+
+    job = _Job(params, ds, gt, grid, bands, stretch, rule, mask, labels)
+    keep = False
+    try:
+        if params.scheduler or dask_client is not None:
+            from .distributed import run_on_dask
+
+            done = run_on_dask(job, engine, record, skipped, progress, cancelled, client=dask_client)
+        else:
+            done = _run_local(job, engine, record, skipped, progress, cancelled)
+        if done == 0:
+            raise RsSageError(why_nothing_labelled(grid, skipped, params, gsd, native_gsd(ds, gt, srs), rule))
+        keep = True
+    finally:
+        outputs = writer.close(keep, params)
+    mx, my = metres_per_unit(srs, gt[3] + gt[5] * ds.RasterYSize / 2)
+    cell_m2 = (grid.src_per_stride * abs(gt[1]) * mx) * (grid.src_per_stride * abs(gt[5]) * my)
+    summary = summarise(counts, cell_m2, labels, uncertain)
+    if summary_path(params):
+        write_summary(summary, summary_path(params))
+        outputs["summary"] = summary_path(params)
+    return LabelResult(tiles=grid.count, labelled=done, skipped_nodata=skipped["nodata"],
+                       skipped_mask=skipped["mask"], seconds=time.perf_counter() - t0, gsd=gsd,
+                       summary=summary, outputs=outputs, device=engine.device,
+                       nodata_rule=rule.describe(), uncertain=sum(uncertain.values()), notes=params.notes,
+                       stretch=([float(v) for v in stretch.low], [float(v) for v in stretch.high]),
+                       records=writer.records or [])
+
+
+@dataclass
+class _Job:
+    """What every runner needs: the plan, the pixels rule and stretch, the labels."""
+
+    params: LabelParams
+    ds: object
+    gt: tuple
+    grid: object
+    bands: list[int]
+    stretch: Stretch
+    rule: PixelRule
+    mask: object
+    labels: list[str]
+
+    def windows(self, skipped: Counter):
+        """The grid's windows that touch the mask (all of them without one)."""
+        from shapely.geometry import box
+
+        gt = self.gt
+        for row, col, x, y, size in self.grid.windows():
+            if self.mask is not None:
+                bx = box(gt[0] + x * gt[1], gt[3] + (y + size) * gt[5], gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
+                if not self.mask.intersects(bx):
+                    skipped["mask"] += 1
+                    continue
+            yield row, col, x, y, size
+
+
+def _run_local(job: _Job, engine, record, skipped: Counter, progress, cancelled) -> int:
+    """One process: a reader thread, onnxruntime in this thread, a writer thread; bounded queues."""
+    params = job.params
     tiles_q: queue.Queue = queue.Queue(maxsize=3)
     write_q: queue.Queue = queue.Queue(maxsize=3)
     stop = threading.Event()
     errors: list[BaseException] = []
-    skipped = Counter()
 
     def reader():
-        from shapely.geometry import box
-
         try:
             batch = []
-            for row, col, x, y, size in grid.windows():
+            for row, col, x, y, size in job.windows(skipped):
                 if stop.is_set():
                     return
-                if mask is not None:
-                    bx = box(gt[0] + x * gt[1], gt[3] + (y + size) * gt[5],
-                             gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
-                    if not mask.intersects(bx):
-                        skipped["mask"] += 1
-                        continue
-                rgb = read_valid_tile(ds, bands, x, y, size, params.tile, stretch, params.min_valid, rule)
+                rgb = read_valid_tile(job.ds, job.bands, x, y, size, params.tile, job.stretch, params.min_valid,
+                                      job.rule)
                 if rgb is None:
                     skipped["nodata"] += 1
                     continue
@@ -466,17 +550,11 @@ def label_raster(params: LabelParams, engine=None,
         finally:
             tiles_q.put(None)
 
-    writer = _Writer(params, ds, grid, gt, labels, gsd)
-    counts: Counter = Counter()
-    uncertain: Counter = Counter()
-
     def write_loop():
         try:
             while (item := write_q.get()) is not None:
                 for (row, col, x, y, size), res in item:
-                    writer.write(row, col, x, y, size, res)
-                    counts[res.label] += 1
-                    uncertain[res.label] += int(bool(getattr(res, "uncertain", False)))
+                    record(x, y, size, tile_attributes(row, col, res))
         except BaseException as exc:
             errors.append(exc)
             stop.set()
@@ -485,28 +563,26 @@ def label_raster(params: LabelParams, engine=None,
     wt = threading.Thread(target=write_loop, name="rs_sage-writer", daemon=True)
     rt.start()
     wt.start()
-    done, keep = 0, False
+    done, finished = 0, False
     try:
         while (batch := tiles_q.get()) is not None:
             if cancelled and cancelled():
                 raise Cancelled()
             if errors:
                 break
-            results = engine.classify([rgb for _, rgb in batch], labels, top_k=3)
+            results = engine.classify([rgb for _, rgb in batch], job.labels, top_k=3)
             write_q.put([(meta, r) for (meta, _), r in zip(batch, results, strict=True)])
             done += len(batch)
             if progress:
-                progress(min(100.0, 100.0 * (done + sum(skipped.values())) / grid.count))
+                progress(min(100.0, 100.0 * (done + sum(skipped.values())) / job.grid.count))
         write_q.put(None)
         wt.join()
         if errors:
             raise errors[0]
-        if done == 0:
-            raise RsSageError(why_nothing_labelled(grid, skipped, params, gsd, native_gsd(ds, gt, srs), rule))
-        keep = True
+        finished = True
     finally:
         stop.set()
-        if not keep:
+        if not finished:
             while rt.is_alive():  # unblock the reader so it can exit
                 try:
                     tiles_q.get(timeout=0.1)
@@ -515,19 +591,7 @@ def label_raster(params: LabelParams, engine=None,
             write_q.put(None)
             wt.join(timeout=30)
         rt.join(timeout=30)
-        outputs = writer.close(keep, params)
-    mx, my = metres_per_unit(srs, gt[3] + gt[5] * ds.RasterYSize / 2)
-    cell_m2 = (grid.src_per_stride * abs(gt[1]) * mx) * (grid.src_per_stride * abs(gt[5]) * my)
-    summary = summarise(counts, cell_m2, labels, uncertain)
-    if summary_path(params):
-        write_summary(summary, summary_path(params))
-        outputs["summary"] = summary_path(params)
-    return LabelResult(tiles=grid.count, labelled=done, skipped_nodata=skipped["nodata"],
-                       skipped_mask=skipped["mask"], seconds=time.perf_counter() - t0, gsd=gsd,
-                       summary=summary, outputs=outputs, device=engine.device,
-                       nodata_rule=rule.describe(), uncertain=sum(uncertain.values()), notes=params.notes,
-                       stretch=([float(v) for v in stretch.low], [float(v) for v in stretch.high]),
-                       records=writer.records or [])
+    return done
 
 
 def native_gsd(ds, gt, srs) -> float:

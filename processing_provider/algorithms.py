@@ -110,6 +110,9 @@ class LabelRasterAlgorithm(_Base):
             "STRIDE", "Stride (px, 0 = tile size: no overlap)", QgsProcessingParameterNumber.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             "ALLOW_LARGE", "Allow very large runs (more than 250,000 tiles)", False, optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "SCHEDULER", "Dask scheduler (optional: local, local:N or tcp://host:8786; empty = this process)",
+            "", optional=True))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT", "Labelled tiles (GeoPackage)", QgsProcessing.TypeVectorPolygon))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -146,7 +149,8 @@ class LabelRasterAlgorithm(_Base):
             tile=self.parameterAsInt(parameters, "TILE", context),
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
             mask=mask, extent=extent, **self._layer_view(source),
-            max_tiles=None if allow_large else LARGE_PLAN_TILES)
+            max_tiles=None if allow_large else LARGE_PLAN_TILES,
+            scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip() or None)
         eng = engine()
         feedback.pushInfo(f"RS-SAGE model on {eng.device}")
         res = self._run_core(lambda: label_raster(params, eng, progress=feedback.setProgress,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -61,6 +62,8 @@ def run_bench(args: argparse.Namespace) -> int:
         res["engine"] = bench_engine()
     if args.section in ("all", "labeller"):
         res["labeller"] = bench_labeller()
+    if args.section == "dask":
+        res["dask"] = bench_dask()
     if args.section in ("all", "cold"):
         res["cold_start"] = bench_cold()
     if args.section == "big":
@@ -82,6 +85,14 @@ def run_bench(args: argparse.Namespace) -> int:
                     te = lb["torch_eager"]
                     print(f"  torch eager, same model and tiles: {te['tiles_per_s']} tiles/s "
                           f"-> onnxruntime streaming is {te['onnx_speedup']}x faster ({te['weights']})")
+        if "dask" in res:
+            d = res["dask"]
+            for key in ("single_process", "single_process_1_thread", "dask_1_workers", "dask_2_workers"):
+                r = d[key]
+                print(f"dask section, {key.replace('_', ' ')}: {r['tiles']} tiles in {r['seconds']} s = "
+                      f"{r['tiles_per_s']} tiles/s")
+            print(f"  -> 2 workers / 1 worker: {d['two_vs_one_worker']}x; 2 workers / single process: "
+                  f"{d['two_workers_vs_single_process']}x ({d['raster_px']}^2 px raster, {d['cpus']} CPUs)")
         if "cold_start" in res:
             c = res["cold_start"]
             for text in ("onnx", "torch"):
@@ -168,6 +179,43 @@ def bench_cold(size: int = 2048, repeats: int = 3) -> dict:
                 runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
             out[text] = min(runs, key=lambda x: x["total_s"])
     out["speedup"] = round(out["torch"]["total_s"] / out["onnx"]["total_s"], 2)
+    return out
+
+
+def bench_dask(size: int = 4096, tile: int = 224) -> dict:
+    """Tiles/s of the labeller in this process (onnxruntime on all cores) and on Dask LocalClusters
+    of 1 and 2 single-threaded worker processes, on the same raster in one run. Cluster start-up
+    and the workers' engine load are done by a warm-up run first and not counted."""
+    import tempfile
+
+    from distributed import Client
+
+    from core.distributed import local_cluster
+    from core.engine import Engine
+    from core.labeller import LabelParams, label_raster
+
+    out: dict = {"raster_px": size, "tile_px": tile, "gsd_m": 2.0, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        raster = synthetic_raster(f"{tmp}/dask.tif", size)
+        warm = synthetic_raster(f"{tmp}/warm.tif", 512)
+        engine = Engine.load(user_kb=False)
+
+        def run(name, client=None, eng=engine):
+            p = LabelParams(raster, f"{tmp}/{name}.gpkg", gsd=2.0, tile=tile)
+            res = label_raster(p, eng, dask_client=client)
+            return {"tiles": res.labelled, "seconds": round(res.seconds, 2), "tiles_per_s": round(res.tiles_per_s, 1)}
+
+        label_raster(LabelParams(warm, f"{tmp}/w.gpkg", gsd=2.0, tile=tile), engine)
+        out["single_process"] = run("single")
+        out["single_process_1_thread"] = run("single1", eng=Engine.load(user_kb=False, threads=1))
+        for n in (1, 2):
+            with local_cluster(n) as cluster, Client(cluster) as client:
+                label_raster(LabelParams(warm, f"{tmp}/w{n}.gpkg", gsd=2.0, tile=tile), engine, dask_client=client)
+                out[f"dask_{n}_workers"] = run(f"dask{n}", client)
+    one = out["dask_1_workers"]["tiles_per_s"]
+    out["two_vs_one_worker"] = round(out["dask_2_workers"]["tiles_per_s"] / one, 2) if one else None
+    out["two_workers_vs_single_process"] = round(
+        out["dask_2_workers"]["tiles_per_s"] / out["single_process"]["tiles_per_s"], 2)
     return out
 
 

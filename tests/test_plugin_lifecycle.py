@@ -25,7 +25,6 @@ def test_init_gui_adds_action_dock_and_provider(loaded_plugin, recording_iface):
 def test_unload_removes_everything(loaded_plugin, recording_iface):
     import qgis.utils
     from qgis.core import QgsApplication
-
     from rs_sage.core import engine as engine_module
     from rs_sage.core import text_encoder
 

@@ -1,0 +1,125 @@
+"""Batch labelling on a Dask LocalCluster gives the single-process outputs, survives a killed
+worker, and leaves nothing behind when cancelled."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from helpers import FIXTURES
+
+from core.errors import RsSageError
+from core.labeller import Cancelled, LabelParams, label_raster
+
+distributed = pytest.importorskip("distributed")
+
+RASTER = str(FIXTURES / "rgbn_clip.tif")  # a real 256 x 256 px clip; stride 32 px: 49 tiles
+
+
+def _params(tmp_path, name, **kw):
+    return LabelParams(RASTER, str(tmp_path / f"{name}.gpkg"), out_tif=str(tmp_path / f"{name}.tif"),
+                       gsd=5, tile=64, stride=32, labels=["water", "forest", "farmland", "houses", "road"], **kw)
+
+
+def _tiles(path):
+    from osgeo import ogr
+
+    ds = ogr.Open(path)
+    return {(f.GetField("tile_row"), f.GetField("tile_col")): (f.GetField("label"), round(f.GetField("score"), 4),
+                                                              f.GetField("uncertain"), f.GetField("top3"))
+            for f in ds.GetLayer(0)}
+
+
+def _classes(path):
+    from osgeo import gdal
+
+    return gdal.Open(path).ReadAsArray()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from core.engine import Engine
+
+    return Engine.load(user_kb=False)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import Client
+
+    from core.distributed import local_cluster
+
+    c = local_cluster(2)
+    client = Client(c)
+    yield client
+    client.close()
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, engine):
+    tmp = tmp_path_factory.mktemp("single")
+    res = label_raster(_params(tmp, "one"), engine)
+    return res, _tiles(str(tmp / "one.gpkg")), _classes(str(tmp / "one.tif"))
+
+
+def _run_dask(tmp_path, name, engine, client, progress=None, cancelled=None):
+    return label_raster(_params(tmp_path, name), engine, progress=progress, cancelled=cancelled, dask_client=client)
+
+
+def test_two_workers_write_what_one_process_writes(tmp_path, engine, cluster, single):
+    res1, tiles1, classes1 = single
+    res = _run_dask(tmp_path, "two", engine, cluster)
+    assert res.labelled == res1.labelled == 49
+    assert _tiles(str(tmp_path / "two.gpkg")) == tiles1
+    assert np.array_equal(_classes(str(tmp_path / "two.tif")), classes1)
+    assert res.summary == res1.summary
+    loads = cluster.run(lambda: __import__("core.distributed", fromlist=["x"])._worker_state.get("engine_loads"))
+    assert set(loads.values()) <= {1, None}  # one engine per worker process, not one per task
+
+
+def test_a_worker_killed_mid_run_still_gives_the_complete_output(tmp_path, engine, cluster, single, monkeypatch):
+    from core import distributed as dist
+
+    _, tiles1, classes1 = single
+    monkeypatch.setattr(dist, "TILES_PER_TASK", 4)  # 13 tasks, so the kill lands mid-run
+    pids = list(cluster.run(os.getpid).values())
+    killed = []
+
+    def progress(pct):
+        if 0 < pct < 100 and not killed:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    res = _run_dask(tmp_path, "killed", engine, cluster, progress=progress)
+    assert killed
+    assert res.labelled == 49
+    assert _tiles(str(tmp_path / "killed.gpkg")) == tiles1
+    assert np.array_equal(_classes(str(tmp_path / "killed.tif")), classes1)
+    cluster.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+def test_cancelled_dask_run_leaves_nothing(tmp_path, engine, cluster):
+    with pytest.raises(Cancelled):
+        _run_dask(tmp_path, "cancel", engine, cluster, cancelled=lambda: True)
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_bad_scheduler_addresses_are_messages():
+    from core.distributed import parse_scheduler
+
+    assert parse_scheduler("local:3") == ("local", 3)
+    assert parse_scheduler("tcp://10.0.0.5:8786") == ("remote", None)
+    for bad in ("local:0", "local:x", "10.0.0.5:8786", "dask"):
+        with pytest.raises(RsSageError):
+            parse_scheduler(bad)
+
+
+def test_cli_runs_on_a_local_cluster(tmp_path, single):
+    from core.cli import main
+
+    _, tiles1, _ = single
+    out = tmp_path / "cli.gpkg"
+    assert main(["label", RASTER, "--out", str(out), "--gsd", "5", "--tile", "64", "--stride", "32",
+                 "--labels", "water", "forest", "farmland", "houses", "road", "--dask", "local:2", "--cog"]) == 0
+    assert _tiles(str(out)) == tiles1

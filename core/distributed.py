@@ -34,6 +34,15 @@ def dask_missing_message() -> str:
             "Install dependencies does not add it; run: python -m pip install 'dask[distributed]').")
 
 
+def check_scheduler(address: str) -> None:
+    """Before any work: a valid address, and Dask importable (else how to get it)."""
+    parse_scheduler(address)
+    try:
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise RsSageError(dask_missing_message()) from exc
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """Everything a worker needs to label windows exactly as the client would (picklable)."""

@@ -435,6 +435,10 @@ def label_raster(params: LabelParams, engine=None,
     t0 = time.perf_counter()
     validate_params(params)
     check_outputs(params)  # before the model loads or a pixel is read
+    if params.scheduler and dask_client is None:
+        from .distributed import check_scheduler
+
+        check_scheduler(params.scheduler)
     for out in (params.out_gpkg, params.out_tif):
         if out:
             clean_stale_partials(out)

@@ -123,3 +123,24 @@ def test_cli_runs_on_a_local_cluster(tmp_path, single):
     assert main(["label", RASTER, "--out", str(out), "--gsd", "5", "--tile", "64", "--stride", "32",
                  "--labels", "water", "forest", "farmland", "houses", "road", "--dask", "local:2", "--cog"]) == 0
     assert _tiles(str(out)) == tiles1
+
+
+def test_missing_dask_is_a_clear_message(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import importlib.abc, sys\n"
+            "class Block(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('dask', 'distributed'):\n"
+            "            raise ImportError('blocked')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from core.cli import main\n"
+            f"sys.exit(main(['label', {RASTER!r}, '--out', {str(tmp_path / 'x.gpkg')!r}, '--gsd', '5', "
+            "'--tile', '64', '--dask', 'local:2']))\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "pip install 'dask[distributed]'" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "x.gpkg").exists()

@@ -125,3 +125,14 @@ def test_huge_plans_need_the_allow_large_flag_in_processing(provider, tmp_path):
     with pytest.raises(QgsProcessingException, match="9,765,625 tiles.*Allow very large runs"):
         processing.run("rs_sage:label_raster", {"INPUT": vrt, "GSD": 5, "TILE": 32, "OUTPUT": str(out)})
     assert not out.exists()
+
+
+def test_label_raster_on_dask_through_processing(provider, tmp_path):
+    pytest.importorskip("distributed")
+    import processing
+
+    out = str(tmp_path / "dask.gpkg")
+    res = processing.run("rs_sage:label_raster", {
+        "INPUT": str(FIXTURES / "rgbn_clip.tif"), "GSD": 5, "TILE": 64, "STRIDE": 0, "SCHEDULER": "local:2",
+        "LABELS": "water, houses\ntrees", "OUTPUT": out})
+    assert res["TILES"] == 16

@@ -23,11 +23,15 @@ def test_init_gui_adds_action_dock_and_provider(loaded_plugin, recording_iface):
 
 
 def test_unload_removes_everything(loaded_plugin, recording_iface):
-    import qgis.utils
-    from qgis.core import QgsApplication
-    from rs_sage.core import engine as engine_module
-    from rs_sage.core import text_encoder
+    import sys
 
+    import qgis.utils
+    import rs_sage.core.engine
+    import rs_sage.core.text_encoder  # noqa: F401
+    from qgis.core import QgsApplication
+
+    # the modules the plugin's unload will find (earlier tests may have reloaded the package)
+    engine_module, text_encoder = sys.modules["rs_sage.core.engine"], sys.modules["rs_sage.core.text_encoder"]
     action, dock = loaded_plugin.action, loaded_plugin.dock
     engine_module._shared = object()  # as if the panel had loaded the model
     text_encoder.shared_encoder()

@@ -295,12 +295,14 @@ class Engine:
         tokens, queries = self.encode_images(as_batch(images))
         return self.ask_encoded(tokens, queries, parsed.text, labels)
 
-    def ask_encoded(self, tokens, queries, question: str, labels=None) -> list[AskResult]:
+    def ask_encoded(self, tokens, queries, question: str, labels=None, scenes=None) -> list[AskResult]:
+        """``scenes``: the tiles' ClassifyResults for these labels when already known (a cache)."""
         from .vocab import TYPE_ANSWERS
 
         parsed = parse_question(question)
         labels = self.check_labels(labels) if labels else self.default_labels
-        scenes = self.classify_encoded(tokens, queries, labels, 3)
+        if scenes is None:
+            scenes = self.classify_encoded(tokens, queries, labels, 3)
         u = np.repeat(self.text.encode([parsed.text]), len(tokens), 0)
         _, logits, router, rows, scores = self._run_experts(tokens, queries, u)
         router = router.mean(1)
@@ -347,3 +349,6 @@ def release_shared_engine() -> None:
     with _shared_lock:
         _shared = None
     release_shared_encoder()
+    from .tile_cache import shared_tile_cache
+
+    shared_tile_cache().clear()

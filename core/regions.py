@@ -73,8 +73,9 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
                labels: list[str] | None = None, min_valid: float = 0.5, max_tiles: int = 400,
                nodata: UserNoData | None = None,
                cancelled: Callable[[], bool] | None = None,
-               progress: Callable[[float], None] | None = None) -> RegionAnswer:
-    """``geometry``: a shapely polygon in the raster's CRS."""
+               progress: Callable[[float], None] | None = None, cache=None) -> RegionAnswer:
+    """``geometry``: a shapely polygon in the raster's CRS. ``cache`` (an EncodedTileCache): tiles
+    encoded for an earlier question about the same pixels are reused, not read and encoded again."""
     from shapely.geometry import box
 
     parsed = parse_question(question)
@@ -87,32 +88,63 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
     bands = bands or default_rgb_bands(ds)
     auto_stretch, rule = valid_stretch(ds, bands, nodata)
     stretch = stretch or auto_stretch
-    images, bounds, skipped = [], [], 0
+    rule_text = rule.describe()
+    encoded: list = []  # per tile: (tokens, queries) when cached, else None until encoded
+    images, keys, cached_keys, bounds, skipped = {}, {}, {}, [], 0
     for n, (_r, _c, x, y, size) in enumerate(grid.windows()):
         if cancelled and cancelled():
             raise Cancelled()
         b = (gt[0] + x * gt[1], gt[3] + (y + size) * gt[5], gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
         if not geometry.intersects(box(*b)):
             continue
-        rgb = read_valid_tile(ds, bands, x, y, size, tile, stretch, min_valid, rule)
-        if rgb is None:
-            skipped += 1
-            continue
-        images.append(rgb)
+        key = hit = None
+        if cache is not None:
+            key = cache.key(raster, bands, stretch, rule_text, (x, y, size), tile, engine.views)
+            hit = cache.get(key)
+        if hit is None:
+            rgb = read_valid_tile(ds, bands, x, y, size, tile, stretch, min_valid, rule)
+            if rgb is None:
+                skipped += 1
+                continue
+            images[len(encoded)] = rgb
+            keys[len(encoded)] = key
+        else:
+            cached_keys[len(encoded)] = key
+        encoded.append(hit)
         bounds.append(b)
         if progress:
             progress(50.0 * (n + 1) / grid.count)
-    if not images:
+    if not encoded:
         raise RsSageError(f"No tile of the region has {min_valid:.0%} valid pixels ({skipped} tiles "
                           f"mostly nodata; nodata here: {rule.describe()}).")
-    results = []
-    for i in range(0, len(images), 32):
+    todo = sorted(images)
+    for i in range(0, len(todo), 32):
         if cancelled and cancelled():
             raise Cancelled()
-        tokens, queries = engine.encode_images(images[i:i + 32])
-        results += engine.ask_encoded(tokens, queries, parsed.text, labels)
+        part = todo[i:i + 32]
+        tokens, queries = engine.encode_images([images[j] for j in part])
+        for n, j in enumerate(part):
+            encoded[j] = (tokens[n], queries[n])
+            if cache is not None:
+                cache.put(keys[j], tokens[n], queries[n])
         if progress:
-            progress(50.0 + 50.0 * min(len(images), i + 32) / len(images))
+            progress(50.0 + 40.0 * min(len(todo), i + 32) / len(todo))
+    results = []
+    label_key = tuple(engine.check_labels(labels) if labels else engine.default_labels)
+    for i in range(0, len(encoded), 32):
+        chunk = encoded[i:i + 32]
+        tokens, queries = np.stack([t for t, _ in chunk]), np.stack([q for _, q in chunk])
+        scenes = None
+        if cache is not None:
+            tile_keys = [keys.get(j) or cached_keys[j] for j in range(i, i + len(chunk))]
+            scenes = [cache.scene(k, label_key) for k in tile_keys]
+            if any(sc is None for sc in scenes):
+                scenes = engine.classify_encoded(tokens, queries, list(label_key), 3)
+                for k, sc in zip(tile_keys, scenes, strict=True):
+                    cache.put_scene(k, label_key, sc)
+        results += engine.ask_encoded(tokens, queries, parsed.text, list(label_key), scenes=scenes)
+    if progress:
+        progress(100.0)
     tiles = [TileAnswer(b, r.answer, r.confidence, r.scene) for b, r in zip(bounds, results, strict=True)]
     answer, conf, support, shares = aggregate(parsed.type, tiles)
     best = max(support, key=lambda i: tiles[i].confidence) if support else 0

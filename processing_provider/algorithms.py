@@ -257,6 +257,9 @@ class AskRegionAlgorithm(_Base):
                                           source.wkbType(), source.sourceCrs())
         ct = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext())
         eng = engine()
+        from ..core.tile_cache import EncodedTileCache
+
+        cache = EncodedTileCache()  # overlapping regions share their tiles' encodings within this run
         total = max(source.featureCount(), 1)
         for i, f in enumerate(source.getFeatures()):
             if feedback.isCanceled():
@@ -269,7 +272,7 @@ class AskRegionAlgorithm(_Base):
             shape = wkb.loads(bytes(g.asWkb()))
             res = self._run_core(lambda shape=shape: ask_region(
                 eng, raster.path, shape, question, gsd, tile, labels=labels, bands=raster.bands,
-                stretch=raster.stretch(), nodata=raster.nodata, cancelled=feedback.isCanceled),
+                stretch=raster.stretch(), nodata=raster.nodata, cancelled=feedback.isCanceled, cache=cache),
                 feedback)
             out = QgsFeature(fields)
             out.setGeometry(f.geometry())

@@ -78,6 +78,7 @@ class RsSageDock(QDockWidget):
         self.last_classes_layer: QgsVectorLayer | None = None
         self.last_answer = None
         self.last_diagnostics = ""
+        self.preload_task: CoreTask | None = None
         settings = model_settings()
         self.default_gsd = float(settings.get("default_gsd_m", 4.0))
         self.gsd_range = tuple(float(v) for v in settings.get("gsd_range_m", (2.0, 32.0)))
@@ -342,6 +343,7 @@ class RsSageDock(QDockWidget):
     def showEvent(self, event):  # noqa: N802
         super().showEvent(event)
         self.update_estimate()
+        self.preload()
 
     def update_estimate(self) -> None:
         layer = self.layer_combo.currentLayer()
@@ -536,8 +538,34 @@ class RsSageDock(QDockWidget):
             band.setToGeometry(g, None)
             self.highlights.append(band)
 
+    def preload(self) -> None:
+        """Load the model, knowledge base and text encoder in the background when the panel first
+        shows, so the first click does not pay for it (``python -m core bench --section cold``)."""
+        if self.preload_task is not None or plugin_status().missing_modules:
+            return
+        try:
+            labels = self.labels()  # read here: the worker thread never touches a widget
+        except RsSageError:
+            labels = []
+
+        def work(progress, cancelled):
+            from ..core.engine import shared_engine
+
+            engine = shared_engine()
+            if labels:
+                engine.label_embeddings(labels)  # the text encoder and this label list
+            return True
+
+        def done(result, error, cancelled):
+            if error and self.preload_task is not None:  # None: the panel was shut down meanwhile
+                self.warn(error)
+
+        self.preload_task = CoreTask("RS-SAGE: load the model", work, done)
+        QgsApplication.taskManager().addTask(self.preload_task)
+
     def shutdown(self) -> None:
         """Called by the plugin's unload: stop work, drop map items, release the map tool."""
+        self.preload_task = None
         if self.task is not None:
             self.task.cancel()
         for band in self.highlights:

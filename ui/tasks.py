@@ -64,9 +64,10 @@ def ask_work(source, geometry_wkt, question, gsd, tile, labels, max_tiles):
 
         from ..core.engine import shared_engine
         from ..core.regions import ask_region
+        from ..core.tile_cache import shared_tile_cache
 
         return ask_region(shared_engine(), source.path, wkt.loads(geometry_wkt), question, gsd, tile,
                           bands=source.bands, stretch=source.stretch(), labels=labels, max_tiles=max_tiles,
-                          nodata=source.nodata, cancelled=cancelled, progress=progress)
+                          nodata=source.nodata, cancelled=cancelled, progress=progress, cache=shared_tile_cache())
 
     return work

@@ -31,12 +31,9 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _label(args: argparse.Namespace) -> int:
     from .labeller import LARGE_PLAN_TILES, LabelParams, label_raster
+    from .predict_cli import _labels
 
-    labels = args.labels
-    if args.labels_file:
-        from .predict_cli import _labels
-
-        labels = _labels(args)
+    labels = _labels(args)
     nodata = None
     if args.nodata is not None:  # like gdal_translate -a_nodata: the value in every band
         from .raster import open_raster

@@ -67,7 +67,13 @@ class AskResult:
 
 
 def _metadata(session) -> dict:
-    return {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    out = {}
+    for k, v in session.get_modelmeta().custom_metadata_map.items():
+        try:
+            out[k] = json.loads(v)
+        except ValueError:  # tools (e.g. the quantiser) add plain-text entries of their own
+            out[k] = v
+    return out
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -50,12 +50,15 @@ def _stretch_to_rgb(a: np.ndarray) -> np.ndarray:
 
 
 def _labels(args: argparse.Namespace) -> list[str] | None:
+    """--labels (separate arguments, or 'a, b, c') or --labels-file; the panel's rule (core.label_text)."""
+    from .label_text import parse_labels
+
     if args.labels_file:
         p = Path(args.labels_file)
         if not p.is_file():
             raise RsSageError(f"Labels file not found: {p}")
-        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return args.labels
+        return parse_labels(p.read_text(encoding="utf-8-sig")) or None
+    return parse_labels(args.labels) or None if args.labels else None
 
 
 def classify(args: argparse.Namespace) -> int:

@@ -68,3 +68,19 @@ def tiles_along(length: float, tile: float, stride: float) -> int:
         return 1
     return math.ceil((length - tile) / stride - 1e-6) + 1
 
+
+
+def suggest_tile(width_m: float, height_m: float, gsd: float, max_tiles: int = 400,
+                 default: int = 224, smallest: int = 64, largest: int = 1024) -> int:
+    """A tile size (px, multiple of 32) that gives a sensible number of tiles over an extent:
+    the default when it gives 9..max_tiles, larger for wide extents (up to ``largest``), smaller
+    for small ones (down to ``smallest``) so a small layer still gets a map, not 2 x 2 tiles."""
+    def count(tile: int) -> int:
+        return tiles_along(width_m, tile * gsd, tile * gsd) * tiles_along(height_m, tile * gsd, tile * gsd)
+
+    tile = default
+    while count(tile) > max_tiles and tile < largest:
+        tile = min(largest, tile + 32)
+    while count(tile) < 9 and tile > smallest:
+        tile = max(smallest, tile - 32)
+    return tile

@@ -43,8 +43,7 @@ def gdal_path(layer: QgsRasterLayer) -> str:
 
 
 def parse_labels(text: str) -> list[str] | None:
-    """Comma- or newline-separated class names; empty means the model's default list."""
-    if not text or not text.strip():
-        return None
-    parts = [p.strip() for chunk in text.splitlines() for p in chunk.split(",")]
-    return [p for p in parts if p]
+    """Class names by the panel's rule (commas, semicolons, new lines); empty: the model's list."""
+    from ..core.label_text import parse_labels as parse
+
+    return parse(text) or None

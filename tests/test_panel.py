@@ -482,3 +482,40 @@ def test_processing_sees_the_layer_as_the_panel_does(dock, qgis_iface, qgis_proc
             registry.removeProvider(prov)
     assert outs["styled"] == panel
     assert outs["plain"] != panel  # the styling matters, so the equality above means something
+
+
+def test_one_line_comma_labels_are_four_classes_everywhere(dock):
+    from rs_sage.core.label_text import parse_labels
+    from rs_sage.processing_provider.common import parse_labels as processing_labels
+
+    dock.preset.setCurrentText("Custom list (below)")
+    dock.labels_edit.setPlainText("water, cropland, forest, urban area")
+    assert dock.labels() == ["water", "cropland", "forest", "urban area"]
+    assert dock.labels_parsed.text().startswith("4 classes: water")
+    dock.labels_edit.setPlainText("water; Water\n  urban   area ,\n\nforest")
+    assert dock.labels() == ["water", "urban area", "forest"]
+    assert processing_labels("water; urban area\nforest, Forest") == dock.labels()
+    assert parse_labels(["water, cropland", "forest"]) == ["water", "cropland", "forest"]  # the CLI's args
+
+
+def test_a_30_m_layer_opens_at_30_m_and_runs_without_the_tile_dialog(dock, qgis_iface):
+    layer = add_raster(COLLAR, "landsat 30 m")
+    show(qgis_iface, layer)
+    dock.layer_combo.setLayer(None)
+    dock.layer_combo.setLayer(layer)
+    assert abs(dock.gsd.value() - 30.0) < 0.5
+    assert "Native 30 m/px" in dock.scale_note.text()
+    asked = []
+    dock.confirm_large = lambda n: asked.append(n) or False
+    dock.preset.setCurrentText("Custom list (below)")
+    dock.labels_edit.setPlainText("water, cropland, forest, urban area")
+    dock.classify_button.click()
+    wait_for_task(dock)
+    assert not asked, asked
+    assert messages(qgis_iface, Qgis.Warning) == ""
+    assert classes_layers() and classes_layers()[-1].featureCount() > 0
+
+
+def test_dock_fits_in_400_px(dock):
+    assert dock.minimumSizeHint().width() <= 400
+    assert dock.body.minimumSizeHint().width() <= 400  # what is inside the scroll area

@@ -34,6 +34,8 @@ from qgis.PyQt.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -95,7 +97,7 @@ class RsSageDock(QDockWidget):
         self.status_label.setObjectName("RsSageStatus")
         self.status_label.setWordWrap(True)
         lay.addWidget(self.status_label)
-        setup = QHBoxLayout()
+        setup = QVBoxLayout()  # stacked: the dock must fit in 400 px
         self.install_button = QPushButton("Install dependencies", body)
         self.install_button.setObjectName("RsSageInstall")
         self.install_button.setToolTip("pip-install the missing Python packages into a folder RS-SAGE owns "
@@ -111,8 +113,8 @@ class RsSageDock(QDockWidget):
         self.diagnostics_button.setToolTip("Versions, paths, providers, GPU and checksums; copied to the clipboard")
         self.diagnostics_button.clicked.connect(self.diagnostics)
         for b in (self.install_button, self.install_wheels_button, self.diagnostics_button):
+            b.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
             setup.addWidget(b)
-        setup.addStretch(1)
         lay.addLayout(setup)
 
         src = QGroupBox("Imagery", body)
@@ -130,6 +132,10 @@ class RsSageDock(QDockWidget):
         self.gsd.setToolTip(f"Ground sampling distance at which tiles are read (the model saw {lo:g}-{hi:g} m/px; "
                             "finer or coarser rasters are resampled to this)")
         form.addRow("Scale", self.gsd)
+        self.scale_note = QLabel(src)
+        self.scale_note.setObjectName("RsSageScaleNote")
+        self.scale_note.setWordWrap(True)
+        form.addRow(self.scale_note)
         self.tile = QSpinBox(src)
         self.tile.setRange(32, 1024)
         self.tile.setValue(224)
@@ -158,9 +164,15 @@ class RsSageDock(QDockWidget):
         self.preset.currentTextChanged.connect(self._preset_changed)
         lv.addWidget(self.preset)
         self.labels_edit = QPlainTextEdit(lab)
-        self.labels_edit.setPlaceholderText("one class per line, e.g.\nharbor\nfarmland\nsolar farm")
+        self.labels_edit.setPlaceholderText("classes separated by commas or new lines, e.g.\n"
+                                            "water, cropland, forest, urban area")
         self.labels_edit.setMaximumHeight(90)
         lv.addWidget(self.labels_edit)
+        self.labels_parsed = QLabel(lab)
+        self.labels_parsed.setObjectName("RsSageParsedLabels")
+        self.labels_parsed.setWordWrap(True)
+        lv.addWidget(self.labels_parsed)
+        self.labels_edit.textChanged.connect(self._labels_changed)
         self._preset_changed(self.preset.currentText())
         lay.addWidget(lab)
 
@@ -219,7 +231,14 @@ class RsSageDock(QDockWidget):
         self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.summary.verticalHeader().setVisible(False)
         lay.addWidget(self.summary)
-        self.setWidget(body)
+        # Scrolls instead of squeezing the map: the dock fits in 400 px at any height.
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setWidget(body)
+        self.body = body
+        self.setWidget(scroll)
 
     # ---- inputs --------------------------------------------------------------------------------
     def refresh_status(self) -> None:
@@ -286,8 +305,42 @@ class RsSageDock(QDockWidget):
     def _layer_changed(self, layer) -> None:
         if layer is not None:
             QgsProject.instance().writeEntry("rs_sage", "layer", layer.id())
+        self.scale_from_layer(layer)
         self.update_contrast_note()
         self.update_estimate()
+
+    def scale_from_layer(self, layer) -> None:
+        """Start at the layer's own scale, kept inside what the model saw (the labeller's rule,
+        so Processing with an empty scale does the same), and say why."""
+        from ..core.labeller import native_gsd, tile_gsd
+        from ..core.raster import open_raster
+
+        self.scale_note.setText("")
+        if layer is None:
+            return
+        try:
+            ds = open_raster(layer_source(layer).path)
+            native = native_gsd(ds, ds.GetGeoTransform(), ds.GetSpatialRef())
+        except (RsSageError, RuntimeError, AttributeError):
+            return
+        gsd, note = tile_gsd(None, native, self.default_gsd, self.gsd_range)
+        self.gsd.setValue(gsd)
+        lo, hi = self.gsd_range
+        text = f"Native {native:.3g} m/px; model range {lo:g}-{hi:g} m/px."
+        try:  # a tile size that gives the visible extent a sensible number of tiles
+            from ..core.tiling import suggest_tile
+
+            extent = self.extent_in_layer(layer)
+            mx, my = self._metres_per_unit(layer, extent)
+            tile = suggest_tile(extent.width() * mx, extent.height() * my, gsd, self.max_tiles())
+            if tile != self.tile.value():
+                self.tile.setValue(tile)
+                text += f" Tiles of {tile} px for the visible extent."
+        except RsSageError:
+            pass
+        if note:
+            text += f" {note}"
+        self.scale_note.setText(text)
 
     def update_contrast_note(self) -> None:
         """Say which stretch the model gets: the valid-pixel one, or the user's hand-set min/max."""
@@ -302,10 +355,17 @@ class RsSageDock(QDockWidget):
             self.labels_edit.setPlainText("\n".join(PRESETS[name]))
 
     def labels(self) -> list[str]:
-        labels = [ln.strip() for ln in self.labels_edit.toPlainText().splitlines() if ln.strip()]
+        from ..core.label_text import parse_labels
+
+        labels = parse_labels(self.labels_edit.toPlainText())
         if not labels:
             raise RsSageError("The label list is empty; pick a preset or type your own classes.")
         return labels
+
+    def _labels_changed(self) -> None:
+        from ..core.label_text import describe, parse_labels
+
+        self.labels_parsed.setText(describe(parse_labels(self.labels_edit.toPlainText())))
 
     def max_tiles(self) -> int:
         return int(QgsSettings().value(SETTINGS_MAX_TILES, 400))
@@ -327,14 +387,20 @@ class RsSageDock(QDockWidget):
             raise RsSageError("The visible extent is outside the raster layer; zoom to the layer first.")
         return clipped
 
-    def tile_count(self, layer, extent: QgsRectangle) -> int:
+    @staticmethod
+    def _metres_per_unit(layer, extent: QgsRectangle) -> tuple[float, float]:
         from osgeo import osr
 
-        from ..core.tiling import metres_per_unit, tiles_along
+        from ..core.tiling import metres_per_unit
 
         srs = osr.SpatialReference()
         srs.ImportFromWkt(layer.crs().toWkt())
-        mx, my = metres_per_unit(srs, extent.center().y())
+        return metres_per_unit(srs, extent.center().y())
+
+    def tile_count(self, layer, extent: QgsRectangle) -> int:
+        from ..core.tiling import tiles_along
+
+        mx, my = self._metres_per_unit(layer, extent)
         step = self.stride() * self.gsd.value()
         tile = self.tile.value() * self.gsd.value()
         w, h = extent.width() * mx, extent.height() * my

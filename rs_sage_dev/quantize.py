@@ -1,0 +1,66 @@
+"""Static int8 quantisation of the image encoder, calibrated on training images (never test).
+
+``python -m rs_sage_dev.quantize OUT_DIR [N]`` writes OUT_DIR with an int8 ``encoder.onnx`` (QDQ,
+per-channel weights), the float experts and a model.json with checksums, for ``python -m core
+eval --model-dir OUT_DIR`` and ``bench`` to compare against the float model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from core.paths import MODEL_DIR
+
+
+def calibration_images(n: int = 200, seed: int = 0) -> list[np.ndarray]:
+    from PIL import Image
+
+    from .dataset import image_path, load_samples
+
+    train = [s for s in load_samples() if s.split == "train"]
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(train), size=min(n, len(train)), replace=False)
+    return [np.asarray(Image.open(image_path(train[i])).convert("RGB").resize((160, 160), Image.BILINEAR))
+            for i in sorted(pick)]
+
+
+def quantize_encoder(out_dir: Path, n: int = 200) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from core.model_files import write_checksums
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = calibration_images(n)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(images)
+
+        def get_next(self):
+            img = next(self.it, None)
+            if img is None:
+                return None
+            x = img.astype(np.float32).transpose(2, 0, 1)[None]
+            return {"image": np.ascontiguousarray(x)}
+
+    pre = out_dir / "encoder.pre.onnx"
+    quant_pre_process(str(MODEL_DIR / "encoder.onnx"), str(pre))
+    quantize_static(str(pre), str(out_dir / "encoder.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    pre.unlink()
+    shutil.copy(MODEL_DIR / "experts.onnx", out_dir / "experts.onnx")
+    meta = json.loads((MODEL_DIR / "model.json").read_text())
+    meta["encoder_precision"] = f"int8 (static, QDQ, per-channel; {len(images)} training images)"
+    (out_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_checksums(out_dir)
+    return out_dir / "encoder.onnx"
+
+
+if __name__ == "__main__":
+    print(quantize_encoder(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 200))

@@ -22,19 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RsSageError
+from .palette import CATEGORICAL
 from .raster import Stretch, default_rgb_bands, open_raster, read_valid_tile
 from .tile_schema import TILE_FIELDS, TileRecord, tile_attributes
 from .tiling import make_grid, metres_per_unit
 from .valid_pixels import PixelRule, UserNoData, valid_stretch
 
-PALETTE = [
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-    (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
-    (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
-    (57, 59, 121), (99, 121, 57), (140, 109, 49), (132, 60, 57), (123, 65, 115),
-    (82, 84, 163), (181, 207, 107), (231, 186, 82), (214, 97, 107), (206, 109, 189),
-]  # 30 distinct colours: the AID list gets one each
 NODATA_CLASS = 255  # Byte class rasters (up to 255 labels); UInt16 ones use 65535
 
 
@@ -98,6 +91,7 @@ class LabelResult:
     notes: list[str] = field(default_factory=list)  # adjustments the user should know about
     stretch: tuple[list[float], list[float]] | None = None  # (low, high) the model was fed
     records: list[TileRecord] = field(default_factory=list)  # the tiles, when no GeoPackage was asked for
+    colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # label -> RGB (core.palette)
 
     @property
     def tiles_per_s(self) -> float:
@@ -188,10 +182,11 @@ def write_summary(summary: dict, path: str) -> None:
 class _Writer:
     """Tiles to the GeoPackage and class GeoTIFF (or to memory), written from one thread."""
 
-    def __init__(self, params: LabelParams, ds, grid, gt, labels, gsd_units):
+    def __init__(self, params: LabelParams, ds, grid, gt, labels, gsd_units, colours=None):
         from osgeo import gdal, ogr
 
         self.labels = labels
+        self.colours = colours or [CATEGORICAL[i % len(CATEGORICAL)] for i in range(len(labels))]
         self.records: list[TileRecord] | None = None if params.out_gpkg else []
         self.tmp_gpkg = _atomic_tmp(params.out_gpkg) if params.out_gpkg else None
         self.tmp_tif = _atomic_tmp(params.out_tif) if params.out_tif else None
@@ -225,7 +220,7 @@ class _Writer:
             band.SetNoDataValue(nodata)
             ct = gdal.ColorTable()
             for i, _ in enumerate(labels):
-                ct.SetColorEntry(i, (*PALETTE[i % len(PALETTE)], 255))
+                ct.SetColorEntry(i, (*self.colours[i], 255))
             band.SetRasterColorTable(ct)
             band.SetCategoryNames(list(labels))
             band.Fill(nodata)
@@ -458,7 +453,10 @@ def label_raster(params: LabelParams, engine=None,
     if progress:
         progress(0.0)  # the plan is made: show the bar from the first second
 
-    writer = _Writer(params, ds, grid, gt, labels, gsd)
+    from .palette import label_colours
+
+    colours = label_colours(labels, engine.text)
+    writer = _Writer(params, ds, grid, gt, labels, gsd, colours)
     counts: Counter = Counter()
     uncertain: Counter = Counter()
     skipped: Counter = Counter()
@@ -493,7 +491,7 @@ def label_raster(params: LabelParams, engine=None,
                        summary=summary, outputs=outputs, device=engine.device,
                        nodata_rule=rule.describe(), uncertain=sum(uncertain.values()), notes=params.notes,
                        stretch=([float(v) for v in stretch.low], [float(v) for v in stretch.high]),
-                       records=writer.records or [])
+                       records=writer.records or [], colours=dict(zip(labels, colours, strict=True)))
 
 
 @dataclass

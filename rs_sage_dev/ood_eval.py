@@ -85,7 +85,7 @@ FACTOR_10M, FACTOR_30M, FACTOR_30M_FROM_5M = 1.25, 3.75, 6.0
 
 
 def degrade(img: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
-    from core import sensor_shift as ss
+    from . import sensor_shift as ss
 
     x = img.astype(np.float32)
     if condition == "clean":

@@ -519,3 +519,33 @@ def test_a_30_m_layer_opens_at_30_m_and_runs_without_the_tile_dialog(dock, qgis_
 def test_dock_fits_in_400_px(dock):
     assert dock.minimumSizeHint().width() <= 400
     assert dock.body.minimumSizeHint().width() <= 400  # what is inside the scroll area
+
+
+def test_colours_mean_something_and_agree_between_panel_and_class_geotiff(dock, qgis_iface, tmp_path):
+    from osgeo import gdal
+    from rs_sage.core.cli import main
+    from rs_sage.core.palette import label_colours
+
+    labels = ["water", "cropland", "forest", "urban area", "bare land"]
+    water, crop, forest, urban, bare = label_colours(labels)
+    assert water[2] > max(water[:2])  # blue
+    assert forest[1] > max(forest[0], forest[2])  # green
+    assert crop[0] > 180 and crop[1] > 150 and crop[2] < 100  # yellow
+    assert urban[0] > max(urban[1], urban[2]) + 80  # red
+    assert bare[0] > bare[1] > bare[2]  # tan
+    tif = tmp_path / "c.tif"
+    assert main(["label", str(FIXTURES / "rgbn_clip.tif"), "--out", str(tmp_path / "c.gpkg"), "--tif", str(tif),
+                 "--gsd", "5", "--tile", "64", "--labels", ", ".join(labels)]) == 0
+    ds = gdal.Open(str(tif))  # kept alive while its colour table is read
+    ct = ds.GetRasterBand(1).GetColorTable()
+    assert [ct.GetColorEntry(i)[:3] for i in range(len(labels))] == [tuple(c) for c in label_colours(labels)]
+    ds = None
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    dock.preset.setCurrentText("Custom list (below)")
+    dock.labels_edit.setPlainText(", ".join(labels))
+    run_classify(dock, qgis_iface, layer, gsd=5, tile=64)
+    (out,) = classes_layers()
+    cats = {c.value(): c.symbol().color().getRgb()[:3] for c in out.renderer().categories()}
+    for lab, rgb in zip(labels, label_colours(labels), strict=True):
+        if lab in cats:
+            assert cats[lab] == rgb

@@ -488,7 +488,7 @@ class RsSageDock(QDockWidget):
 
     def _classified(self, result, crs, labels: list[str]) -> None:
         # never empty: the labeller raises, with the reason, when nothing is labelled
-        self.last_classes_layer = result_layers.classes_layer(result.records, crs, labels)
+        self.last_classes_layer = result_layers.classes_layer(result.records, crs, labels, colours=result.colours)
         self.summary.setRowCount(0)
         for name, s in sorted(result.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
             r = self.summary.rowCount()

@@ -32,7 +32,8 @@ def _group(project: QgsProject):
     return root.findGroup(GROUP) or root.insertGroup(0, GROUP)
 
 
-def classes_layer(records: list, crs, labels: list[str], project: QgsProject | None = None) -> QgsVectorLayer:
+def classes_layer(records: list, crs, labels: list[str], project: QgsProject | None = None,
+                  colours: dict | None = None) -> QgsVectorLayer:
     """A memory polygon layer of tiles (``core.tile_schema``), categorised by label, labelled."""
     from ..qgis_adapter.tile_features import tile_feature, tile_fields
 
@@ -43,20 +44,24 @@ def classes_layer(records: list, crs, labels: list[str], project: QgsProject | N
     layer.updateFields()
     pr.addFeatures([tile_feature(r, layer.fields()) for r in records])
     layer.updateExtents()
-    style_classes(layer, labels, {r.attributes["label"] for r in records})
+    style_classes(layer, labels, {r.attributes["label"] for r in records}, colours)
     project.addMapLayer(layer, False)
     _group(project).insertLayer(0, layer)
     return layer
 
 
-def style_classes(layer: QgsVectorLayer, labels: list[str], present: set[str]) -> None:
-    """Categorised by label (the class GeoTIFF's palette), semi-transparent, labelled."""
-    from ..core.labeller import PALETTE  # numpy behind it: only when styling, never on import
+def style_classes(layer: QgsVectorLayer, labels: list[str], present: set[str],
+                  colours: dict | None = None) -> None:
+    """Categorised by label with meaningful colours (``core.palette``, as in the class GeoTIFF),
+    semi-transparent, labelled."""
+    if colours is None:
+        from ..core.palette import label_colours  # the text encoder: only when styling, never on import
 
+        colours = dict(zip(labels, label_colours(labels), strict=True))
     present = [lab for lab in labels if lab in present]
     cats = []
     for lab in present:
-        color = QColor(*PALETTE[labels.index(lab) % len(PALETTE)])
+        color = QColor(*colours[lab])
         sym = QgsFillSymbol.createSimple({"color": color.name(), "outline_color": "#ffffff",
                                           "outline_width": "0.2"})
         cats.append(QgsRendererCategory(lab, sym, lab))

@@ -138,11 +138,14 @@ class Engine:
         self.uncertain_below = float(self.meta.get("uncertain_below", 0.0))
         self.model_dir: Path | None = None
         self.user_kb_dir: Path | None = None
+        self.precision = "float32"  # of the image encoder: "int8" when the quantised one is used
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, kb_dir=None, user_kb=None,
              providers: list[str] | None = None, views: int = DEFAULT_VIEWS,
-             threads: int | None = None) -> Engine:
+             threads: int | None = None, precision: str = "auto") -> Engine:
+        """``precision``: "auto" takes the int8 image encoder on CPU when the model ships one that
+        passed its accuracy gate (``model.json`` ``int8_encoder.accepted``), else float32."""
         import onnxruntime as ort
 
         from .knowledge import KnowledgeBase
@@ -166,7 +169,17 @@ class Engine:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:  # a Dask worker process: one core each, so N workers use N cores
             so.intra_op_num_threads = so.inter_op_num_threads = int(threads)
-        sessions = [ort.InferenceSession(str(p), so, providers=providers) for p in paths]
+        chosen = "float32"
+        int8 = model_dir / "encoder.int8.onnx"
+        if precision not in ("auto", "float32", "int8"):
+            raise ModelError(f"Unknown precision '{precision}': auto, float32 or int8.")
+        experts = ort.InferenceSession(str(paths[1]), so, providers=providers)
+        on_cpu = experts.get_providers()[0] == "CPUExecutionProvider"  # the truth, not the available list
+        if precision != "float32" and int8.is_file() and on_cpu:
+            accepted = json.loads((model_dir / "model.json").read_text()).get("int8_encoder", {}).get("accepted")
+            if precision == "int8" or accepted:
+                paths[0], chosen = int8, "int8"
+        sessions = [ort.InferenceSession(str(paths[0]), so, providers=providers), experts]
         kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
         expected = _metadata(sessions[1]).get("kb_checksum")
         if expected != kb.checksum:
@@ -176,6 +189,7 @@ class Engine:
             )
         eng = cls(sessions[0], sessions[1], kb, shared_encoder(), views)
         eng.model_dir = model_dir  # for Dask workers, which load the same files themselves
+        eng.precision = chosen
         if user_kb is False:
             eng.user_kb_dir = None
         else:

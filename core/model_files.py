@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import ModelError
 
 MODEL_FILES = ("encoder.onnx", "experts.onnx")
+OPTIONAL_FILES = ("encoder.int8.onnx",)  # checked when present
 
 
 def file_digest(path: Path) -> str:
@@ -27,7 +28,8 @@ def write_checksums(model_dir: Path) -> dict[str, str]:
     """Record the files' sha256 in model.json (after every change to the files)."""
     sidecar = Path(model_dir) / "model.json"
     meta = json.loads(sidecar.read_text())
-    meta["files_sha256"] = {name: file_digest(Path(model_dir) / name) for name in MODEL_FILES}
+    names = list(MODEL_FILES) + [n for n in OPTIONAL_FILES if (Path(model_dir) / n).is_file()]
+    meta["files_sha256"] = {name: file_digest(Path(model_dir) / name) for name in names}
     sidecar.write_text(json.dumps(meta, indent=2) + "\n")
     return meta["files_sha256"]
 
@@ -41,7 +43,8 @@ def verify(model_dir: Path) -> None:
         raise ModelError(f"{sidecar} is missing or unreadable ({exc}); reinstall the plugin.") from exc
     if not expected:
         raise ModelError(f"{sidecar} records no checksums for the model files; re-export the model.")
-    for name in MODEL_FILES:
+    present = [n for n in OPTIONAL_FILES if (Path(model_dir) / n).is_file()]
+    for name in list(MODEL_FILES) + present:
         if file_digest(Path(model_dir) / name) != expected.get(name):
             raise ModelError(f"{Path(model_dir) / name} does not match the checksum recorded at export "
                              "(damaged, truncated or modified); reinstall the plugin or re-export the model.")

@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch checkpoint of the shipped model, for the torch-vs-onnxruntime check "
                          "('' to skip; skipped with a note when the file is missing)")
     ev.add_argument("--out", default="docs/results.md")
+    ev.add_argument("--precision", choices=["auto", "float32", "int8"], default="auto",
+                    help="image encoder: the shipped default (auto), or force one")
     ev.add_argument("--ood", action="store_true",
                     help="only the out-of-domain suite (sensor shift, label wording, real rasters) -> docs/ood.json")
     ev.add_argument("--ood-tag", default="",

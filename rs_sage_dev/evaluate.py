@@ -169,16 +169,18 @@ def torch_agreement(engine, images, samples, checkpoint: Path) -> dict:
             "torch_top1": float((np.array(pred) == truth).mean())}
 
 
-def evaluate(model_dir=None, limit=None, checkpoint: Path | None = None, views: int | None = None) -> dict:
+def evaluate(model_dir=None, limit=None, checkpoint: Path | None = None, views: int | None = None,
+             precision: str = "auto") -> dict:
     from core.engine import DEFAULT_VIEWS, Engine
 
-    engine = Engine.load(model_dir, user_kb=False, views=views or DEFAULT_VIEWS)
+    engine = Engine.load(model_dir, user_kb=False, views=views or DEFAULT_VIEWS, precision=precision)
     t0 = time.time()
     samples, images = load_test_images(limit)
     tokens, queries = engine.encode_images(images)
     res = {
         "date": datetime.date.today().isoformat(),
         "machine": machine_description(engine.device),
+        "image_encoder_precision": engine.precision,
         "model": engine.meta.get("variant"),
         "classification": classification_metrics(engine, tokens, queries, samples),
         "vqa": vqa_metrics(engine, tokens, queries, samples),
@@ -213,7 +215,8 @@ def run_ood(args: argparse.Namespace) -> int:
     from .results_page import write_results
 
     out = Path(args.out)
-    engine = Engine.load(args.model_dir, user_kb=False, views=getattr(args, "views", None) or DEFAULT_VIEWS)
+    engine = Engine.load(args.model_dir, user_kb=False, views=getattr(args, "views", None) or DEFAULT_VIEWS,
+                         precision=getattr(args, "precision", "auto"))
     t0 = time.time()
     ood = evaluate_ood(engine, limit=args.limit)
     ood.update(date=datetime.date.today().isoformat(), model_dir=str(args.model_dir or "resources/models"),
@@ -247,7 +250,7 @@ def run_eval(args: argparse.Namespace) -> int:
     raw = out.with_suffix(".json")
     previous = main_json(raw)
     res = evaluate(args.model_dir, args.limit, Path(args.checkpoint) if args.checkpoint else None,
-                   getattr(args, "views", None))
+                   getattr(args, "views", None), getattr(args, "precision", "auto"))
     if args.ablations:
         res["ablations"] = run_ablations()
     elif "ablations" in previous:  # keep the last ablation run's table; say when it ran

@@ -62,5 +62,27 @@ def quantize_encoder(out_dir: Path, n: int = 200) -> Path:
     return out_dir / "encoder.onnx"
 
 
+GATE_PT = 0.3  # the most top-1 / OOD accuracy, in points, the int8 encoder may lose to be offered
+
+
+def install_int8(measured_dir: Path, gate: dict, model_dir: Path = MODEL_DIR) -> dict:
+    """Ship the measured int8 encoder beside the float one, with the numbers of its gate.
+
+    ``gate``: {"float32": {...}, "int8": {...}} of the same metrics (percent). Accepted only if no
+    metric drops by more than GATE_PT; the engine uses it (on CPU) only when accepted.
+    """
+    from core.model_files import write_checksums
+
+    drops = {k: round(gate["float32"][k] - gate["int8"][k], 2) for k in gate["float32"]}
+    accepted = all(d <= GATE_PT for d in drops.values())
+    shutil.copy(measured_dir / "encoder.onnx", model_dir / "encoder.int8.onnx")
+    meta = json.loads((model_dir / "model.json").read_text())
+    meta["int8_encoder"] = {"accepted": accepted, "gate_pt": GATE_PT, "drop_pt": drops, **gate,
+                            "how": "rs_sage_dev/quantize.py; python -m core eval [--ood] --model-dir on its folder"}
+    (model_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_checksums(model_dir)
+    return meta["int8_encoder"]
+
+
 if __name__ == "__main__":
     print(quantize_encoder(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 200))

@@ -61,9 +61,18 @@ class AskResult:
     router: dict[str, float]
     scene: str = ""
     alternatives: list[tuple[str, float]] = field(default_factory=list)
+    uncertain: bool = False  # the tile's scene label is under the model's uncertainty threshold
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def question_labels(parsed, labels: list[str]) -> list[str]:
+    """The label list a share or comparison question is answered over: the user's labels plus the
+    things the question names, in the user's own words (not repeated if already there)."""
+    extra = [t for t in (parsed.subject, parsed.other) if t] if parsed.type in ("share", "comparison") else []
+    known = {lab.casefold() for lab in labels}
+    return list(labels) + [t for t in extra if t.casefold() not in known]
 
 
 def _metadata(session) -> dict:
@@ -321,9 +330,13 @@ class Engine:
 
         parsed = parse_question(question)
         labels = self.check_labels(labels) if labels else self.default_labels
+        labels = question_labels(parsed, labels)
         if scenes is None:
             scenes = self.classify_encoded(tokens, queries, labels, 3)
-        u = np.repeat(self.text.encode([parsed.text]), len(tokens), 0)
+        # "Where is X?" is a presence question per tile; shares and comparisons are answered by the
+        # scene classification over labels that include the things asked about.
+        asked = f"Is there a {parsed.subject}?" if parsed.type == "where" else parsed.text
+        u = np.repeat(self.text.encode([asked]), len(tokens), 0)
         _, logits, router, rows, scores = self._run_experts(tokens, queries, u)
         router = router.mean(1)
         out = []
@@ -332,18 +345,20 @@ class Engine:
             scene = scenes[i]
             rtr = {lv: round(float(router[i, j]), 4) for j, lv in enumerate(self.levels)}
             evidence = "; ".join(", ".join(c.name for c in cues[lv][:3]) for lv in ("scene", "object"))
-            if parsed.type in ("open", "scene"):
+            if parsed.type in ("open", "scene", "share", "comparison"):
                 answer, conf = scene.label, scene.score
                 alts = scene.top
             else:
-                allowed = [self.answers.index(a) for a in TYPE_ANSWERS[parsed.type]]
+                kind = "presence" if parsed.type == "where" else parsed.type
+                allowed = [self.answers.index(a) for a in TYPE_ANSWERS[kind]]
                 p = _softmax(logits[i][:, allowed]).mean(0)
                 order = np.argsort(-p)
                 answer, conf = self.answers[allowed[order[0]]], float(p[order[0]])
                 alts = [(self.answers[allowed[j]], round(float(p[j]), 4)) for j in order[:3]]
             text = f"{answer[:1].upper()}{answer[1:]} ({conf:.2f}): {scene.label} scene; {evidence}"
             out.append(AskResult(answer=answer, text=text, confidence=round(conf, 4), type=parsed.type,
-                                 cues=cues, router=rtr, scene=scene.label, alternatives=alts))
+                                 cues=cues, router=rtr, scene=scene.label, alternatives=alts,
+                                 uncertain=bool(scene.uncertain)))
         return out
 
 

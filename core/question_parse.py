@@ -25,7 +25,9 @@ ENGLISH_HINTS = {
 
 
 SUPPORTED = ("Is there a harbour here?", "How many storage tanks are there?",
-             "What type of scene is this?", "Is this a rural or an urban area?")
+             "What type of scene is this?", "Is this a rural or an urban area?",
+             "How much of this area is forest?", "Is there more water than farmland?",
+             "Where are the storage tanks?", "What is in this region?")
 # What a question asks about, when it is something the model has no answer for.
 UNSUPPORTED: list[tuple[str, str]] = [
     (r"\b(colou?rs?|colou?red)\b", "colours"),
@@ -62,15 +64,65 @@ class UnsupportedQuestionError(RsSageError):
 
 def unsupported_message(q: str, topic: str) -> str:
     return (f"RS-SAGE cannot answer questions about {topic} ('{q}'). It answers: whether something is "
-            f"present ('{SUPPORTED[0]}'), how many ('{SUPPORTED[1]}'), the scene type ('{SUPPORTED[2]}') "
-            f"and rural or urban ('{SUPPORTED[3]}').")
+            f"present ('{SUPPORTED[0]}'), how many ('{SUPPORTED[1]}'), the scene type ('{SUPPORTED[2]}'), "
+            f"rural or urban ('{SUPPORTED[3]}'), area shares ('{SUPPORTED[4]}'), comparisons "
+            f"('{SUPPORTED[5]}'), where something is ('{SUPPORTED[6]}') and descriptions ('{SUPPORTED[7]}').")
+
+
+# Things the model cannot judge even when the rest of the question is fine: positions relative to
+# other objects, and shape or size qualifiers ("a square commercial building", "large water areas").
+RELATIONS = (r"\b(on the (left|right) of|to the (left|right) of|left of|right of|next to|adjacent to|beside|"
+             r"near|close to|far from|north of|south of|east of|west of|above|below|between|surrounded by)\b")
+SHAPE_QUALIFIER = (r"\b(square|rectangular|circular|round|triangular|oval)\s+(?!(in|on|here|there|present|"
+                   r"visible|area|areas|is|are)\b)[a-z]+")
+SIZE_QUALIFIER = r"\b(small|medium|large|big|tiny|huge)\s+(?!residential\s+areas?\b)(?!(in|on|here|is|are)\b)[a-z]+"
+SCOPE = r"(\s+(in|on|of|within|inside)\s+(this|the|that)\s+(image|region|area|scene|tile|picture|place))?"
 
 
 @dataclass
 class ParsedQuestion:
     text: str
-    type: str  # presence, count, scene, rural_urban, open
+    type: str  # presence, count, scene, rural_urban, open, share, comparison, where
     subject: str = ""
+    other: str = ""  # comparison: the second thing
+    relation: str = ""  # comparison: more, less or equal
+
+
+def _clean(thing: str) -> str:
+    thing = re.sub(r"^(the|a|an|any|some)\s+", "", thing.strip(" ?.!"))
+    return re.sub(SCOPE + r"\s*$", "", thing).strip(" ?.!")
+
+
+def _region_question(q: str, low: str) -> ParsedQuestion | None:
+    """The question types answered over a region's tiles: comparison, share, where."""
+    m = (re.match(r"^(?:are|is) there (more|less|fewer) (.+?) than (.+?)" + SCOPE + r"\s*[?.]?$", low)
+         or re.match(r"^(?:does|do) (?:this|the) (?:image|region|area|scene) (?:contain|have) (more|less|fewer) "
+                     r"(.+?) than (.+?)" + SCOPE + r"\s*[?.]?$", low))
+    if m:
+        rel = "more" if m.group(1) == "more" else "less"
+        return ParsedQuestion(q, "comparison", _clean(m.group(2)), _clean(m.group(3)), rel)
+    m = re.match(r"^is the (?:number|amount|area|share) of (.+?) (equal to|the same as|greater than|larger than|"
+                 r"higher than|more than|smaller than|lower than|less than|fewer than) the (?:number|amount|area|"
+                 r"share) of (.+?)" + SCOPE + r"\s*[?.]?$", low)
+    if m:
+        word = m.group(2)
+        rel = "equal" if word in ("equal to", "the same as") else (
+            "more" if word.split()[0] in ("greater", "larger", "higher", "more") else "less")
+        return ParsedQuestion(q, "comparison", _clean(m.group(1)), _clean(m.group(3)), rel)
+    m = (re.match(r"^(?:how much|what (?:share|percentage|percent|fraction|proportion|part)) of (?:this|the) "
+                  r"(?:area|region|image|scene|tile|place) (?:is|are) (?:covered (?:by|with) )?(.+?)\s*[?.]?$", low)
+         or re.match(r"^how much (.+?) (?:is|are) (?:there|here|in (?:this|the) .+)\s*[?.]?$", low)
+         or re.match(r"^what (?:share|percentage|percent|fraction|proportion) (?:is|are) (.+?)" + SCOPE
+                     + r"\s*[?.]?$", low)
+         or re.match(r"^what (?:share|percentage|percent|fraction|proportion) of (?:this|the) "
+                     r"(?:area|region|image|scene) (?:is|are) (.+?)\s*[?.]?$", low))
+    if m:
+        return ParsedQuestion(q, "share", _clean(m.group(1)))
+    m = (re.match(r"^where (?:is|are) (.+?)(?: located| found| visible)?" + SCOPE + r"\s*[?.]?$", low)
+         or re.match(r"^(?:show|highlight|find|locate) (?:me )?(?:where )?(.+?)" + SCOPE + r"\s*[?.]?$", low))
+    if m:
+        return ParsedQuestion(q, "where", _clean(m.group(1)))
+    return None
 
 
 def parse_question(question: str) -> ParsedQuestion:
@@ -92,10 +144,20 @@ def parse_question(question: str) -> ParsedQuestion:
     if re.search(r"\brural\b.*\burban\b|\burban\b.*\brural\b|^(is|are) (this|it|the \w+) "
                  r"(an? )?(rural|urban)\b|^(rural|urban)\??$|^(is|are)\b.*\b(rural|urban)\s*[?.]?$", low):
         return ParsedQuestion(q, "rural_urban")
+    if re.search(RELATIONS, low):
+        raise UnsupportedQuestionError(unsupported_message(q, "positions relative to other things"))
+    if re.search(SHAPE_QUALIFIER, low):
+        raise UnsupportedQuestionError(unsupported_message(q, "shapes"))
+    if re.search(SIZE_QUALIFIER, low):
+        raise UnsupportedQuestionError(unsupported_message(q, "sizes of single objects"))
+    region = _region_question(q, low)
+    if region is not None:
+        return region
     for pattern, topic in UNSUPPORTED:
         if re.search(pattern, low):
             raise UnsupportedQuestionError(unsupported_message(q, topic))
-    m = re.search(r"\b(how many|number of|count the|count)\s+(.+?)(\s+(are|can|in|is|do|does)\b.*)?[?.]?$", low)
+    m = re.search(r"\b(how many|number of|amount of|count the|count)\s+(.+?)(\s+(are|can|in|is|do|does)\b.*)?[?.]?$",
+                  low)
     if m:
         return ParsedQuestion(q, "count", m.group(2).strip(" ?."))
     m = re.match(r"^(is|are|does|do|can|could|was|were)\b(.*)$", low)

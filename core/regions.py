@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .engine import question_labels
 from .errors import RsSageError
 from .labeller import Cancelled, LabelParams, plan
 from .question_parse import parse_question
@@ -68,6 +69,72 @@ def aggregate(qtype: str, tiles: list[TileAnswer]) -> tuple[str, float, list[int
     return best, conf, support, {k: round(v / len(tiles), 4) for k, v in shares.most_common()}
 
 
+RURAL_URBAN_Q = "Is this a rural or an urban area?"
+
+
+def _pct(n: int, total: int) -> str:
+    return f"{100 * n / total:.0f} %" if total else "0 %"
+
+
+def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha: float):
+    """Answers over the region's tiles for share, comparison, where and describe (open), each
+    with the tiles that support it, so the map can show the evidence."""
+    n = len(tiles)
+    labels = Counter(t.scene for t in tiles)
+    shares = {k: round(v / n, 4) for k, v in labels.most_common()}
+
+    def area(k: int) -> str:
+        return f"{k * tile_ha:,.1f} ha" if tile_ha >= 0.05 else f"{k * tile_ha * 1e4:,.0f} m²"
+
+    if parsed.type == "share":
+        support = [i for i, t in enumerate(tiles) if t.scene == parsed.subject]
+        k = len(support)
+        conf = float(np.mean([tiles[i].confidence for i in support])) if support else \
+            float(np.mean([1 - t.confidence for t in tiles]))
+        others = ", ".join(f"{lab} {_pct(c, n)}" for lab, c in labels.most_common(3) if lab != parsed.subject)
+        text = (f"{parsed.subject}: {_pct(k, n)} of the region ({k} of {n} tiles, about {area(k)})"
+                + (f"; also {others}" if others else ""))
+        return _pct(k, n), conf, support, shares, text
+    if parsed.type == "comparison":
+        a = [i for i, t in enumerate(tiles) if t.scene == parsed.subject]
+        b = [i for i, t in enumerate(tiles) if t.scene == parsed.other]
+        holds = {"more": len(a) > len(b), "less": len(a) < len(b), "equal": len(a) == len(b)}[parsed.relation]
+        answer = "yes" if holds else "no"
+        support = sorted(a + b)
+        conf = float(np.mean([tiles[i].confidence for i in support])) if support else 0.5
+        text = (f"{answer.capitalize()}: {parsed.subject} {_pct(len(a), n)} ({len(a)} tiles, {area(len(a))}), "
+                f"{parsed.other} {_pct(len(b), n)} ({len(b)} tiles, {area(len(b))}) of {n} tiles, "
+                f"by the scene label of each tile")
+        return answer, conf, support, shares, text
+    if parsed.type == "where":
+        support = [i for i, t in enumerate(tiles) if t.answer == "yes"]
+        if not support:
+            conf = float(np.mean([t.confidence for t in tiles]))
+            return "not found", conf, [], shares, f"No {parsed.subject} found in any of the {n} tiles"
+        conf = float(np.mean([tiles[i].confidence for i in support]))
+        text = (f"{parsed.subject}: in {len(support)} of {n} tiles (about {area(len(support))}), "
+                "highlighted on the map")
+        return f"{len(support)} of {n} tiles", conf, support, shares, text
+    # describe
+    top = labels.most_common(3)
+    objects = Counter(c.name for r in results for c in r.cues.get("object", [])[:3])
+    ru = Counter(r.answer for r in rural_urban)
+    uncertain = sum(1 for r in results if getattr(r, "uncertain", False))
+    parts = [", ".join(f"{lab} {_pct(c, n)}" for lab, c in top)]
+    if objects:
+        parts.append("things seen: " + ", ".join(name for name, _ in objects.most_common(4)))
+    if ru:
+        kind, c = ru.most_common(1)[0]
+        parts.append(f"mostly {kind} ({c} of {n} tiles)")
+    if uncertain:
+        parts.append(f"{uncertain} tiles uncertain")
+    best_label = top[0][0]
+    support = [i for i, t in enumerate(tiles) if t.scene == best_label]
+    conf = float(np.mean([tiles[i].confidence for i in support])) * len(support) / n
+    text = f"A region of {n} tiles (about {area(n)}): " + "; ".join(parts) + "."
+    return best_label, conf, support, shares, text
+
+
 def ask_region(engine, raster: str, geometry, question: str, gsd: float | None = None,
                tile: int = 224, bands: list[int] | None = None, stretch: Stretch | None = None,
                labels: list[str] | None = None, min_valid: float = 0.5, max_tiles: int = 400,
@@ -83,7 +150,7 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         raise RsSageError("The region is empty; draw a polygon or rectangle with an area.")
     params = LabelParams(raster=raster, out_gpkg="", gsd=gsd, tile=tile, extent=geometry.bounds,
                          max_tiles=max_tiles)
-    ds, gt, _srs, grid, _ = plan(params, float(engine.meta.get("default_gsd_m", 4.0)),
+    ds, gt, _srs, grid, tile_gsd_m = plan(params, float(engine.meta.get("default_gsd_m", 4.0)),
                                  tuple(engine.meta.get("gsd_range_m", (2.0, 32.0))))
     bands = bands or default_rgb_bands(ds)
     auto_stretch, rule = valid_stretch(ds, bands, nodata)
@@ -129,8 +196,8 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
                 cache.put(keys[j], tokens[n], queries[n])
         if progress:
             progress(50.0 + 40.0 * min(len(todo), i + 32) / len(todo))
-    results = []
-    label_key = tuple(engine.check_labels(labels) if labels else engine.default_labels)
+    results, rural_urban = [], []
+    label_key = tuple(question_labels(parsed, engine.check_labels(labels) if labels else engine.default_labels))
     for i in range(0, len(encoded), 32):
         chunk = encoded[i:i + 32]
         tokens, queries = np.stack([t for t, _ in chunk]), np.stack([q for _, q in chunk])
@@ -143,9 +210,17 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
                 for k, sc in zip(tile_keys, scenes, strict=True):
                     cache.put_scene(k, label_key, sc)
         results += engine.ask_encoded(tokens, queries, parsed.text, list(label_key), scenes=scenes)
+        if parsed.type == "open":  # a description says rural or urban too: one more cheap expert pass
+            rural_urban += engine.ask_encoded(tokens, queries, RURAL_URBAN_Q, list(label_key), scenes=scenes)
     if progress:
         progress(100.0)
     tiles = [TileAnswer(b, r.answer, r.confidence, r.scene) for b, r in zip(bounds, results, strict=True)]
+    tile_ha = (tile * tile_gsd_m) ** 2 / 1e4
+    if parsed.type in ("share", "comparison", "where", "open"):
+        answer, conf, support, shares, text = region_answer(parsed, tiles, results, rural_urban, tile_ha)
+        best = max(support, key=lambda i: tiles[i].confidence) if support else 0
+        return RegionAnswer(parsed.text, parsed.type, answer, round(conf, 4), text, tiles, support,
+                            results[best].cues, results[best].router, shares, skipped)
     answer, conf, support, shares = aggregate(parsed.type, tiles)
     best = max(support, key=lambda i: tiles[i].confidence) if support else 0
     cues, router = results[best].cues, results[best].router

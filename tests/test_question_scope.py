@@ -8,10 +8,10 @@ from core.question_parse import UnsupportedQuestionError, parse_question
 
 UNSUPPORTED = [
     "What colour are the roofs?", "What color is the water?", "How far is the river?",
-    "Is the school close to the river?", "Where are the storage tanks?", "What is in the north of the image?",
+    "Is the school close to the river?", "What is in the north of the image?",
     "How big is the airport?", "How large is the lake?", "What is the size of the park?",
-    "How much of this area is forest?", "What percentage is covered by water?",
-    "Are there more buildings than roads?", "Is there less water than farmland?",
+    "Is a commercial building on the left of a road present?", "Is there a square commercial building?",
+    "Are there small buildings?", "Is the number of large water areas equal to the number of roads?",
     "When was the bridge built?", "What year was this taken?", "Why is the field brown?",
     "Who owns this land?", "Is it raining?", "What shape is the pond?", "What is the name of this city?",
     "How fast are the cars moving?", "What is the population of this town?", "How old are the houses?",
@@ -28,6 +28,12 @@ SUPPORTED = {
     "What land use is this?": "scene", "What is this place?": "scene", "Classify this image": "scene",
     "What is here?": "open", "What is in the image?": "open", "Describe this area": "open",
     "What can you see?": "open",
+    "Where are the storage tanks?": "where", "Show me the harbour": "where",
+    "How much of this area is forest?": "share", "What percentage of the region is covered by water?": "share",
+    "How much forest is there?": "share",
+    "Are there more buildings than roads?": "comparison", "Is there less water than farmland?": "comparison",
+    "Is the number of forests equal to the number of roads?": "comparison",
+    "Is there a square?": "presence", "Is there a medium residential area?": "presence",
 }
 
 

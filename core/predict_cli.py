@@ -81,8 +81,18 @@ def classify(args: argparse.Namespace) -> int:
 
 def ask(args: argparse.Namespace) -> int:
     from .engine import Engine
+    from .question_parse import parse_question
 
+    parsed = parse_question(args.question)  # refused questions stop here, before the model loads
     engine = Engine.load(args.model_dir)
     r = engine.ask(read_image(args.image), args.question)[0]
+    if parsed.type in ("share", "comparison", "where", "open"):
+        # The image is one tile: the region answer over that one tile (a share is 0 or 100 %).
+        from .regions import RURAL_URBAN_Q, TileAnswer, region_answer
+
+        ru = engine.ask(read_image(args.image), RURAL_URBAN_Q) if parsed.type == "open" else []
+        answer, conf, _, shares, text = region_answer(parsed, [TileAnswer((0, 0, 1, 1), r.answer, r.confidence,
+                                                                          r.scene)], [r], ru, 0.0)
+        r.answer, r.confidence, r.text = answer, round(conf, 4), text
     print(json.dumps({"path": args.image, **r.to_dict()}) if args.json else r.text)
     return 0

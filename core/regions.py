@@ -84,7 +84,10 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
     shares = {k: round(v / n, 4) for k, v in labels.most_common()}
 
     def area(k: int) -> str:
-        return f"{k * tile_ha:,.1f} ha" if tile_ha >= 0.05 else f"{k * tile_ha * 1e4:,.0f} m²"
+        """', about 12.3 ha' (empty when the tiles' ground size is unknown, e.g. a plain image)."""
+        if tile_ha <= 0:
+            return ""
+        return f", about {k * tile_ha:,.1f} ha" if tile_ha >= 0.05 else f", about {k * tile_ha * 1e4:,.0f} m²"
 
     if parsed.type == "share":
         support = [i for i, t in enumerate(tiles) if t.scene == parsed.subject]
@@ -92,7 +95,7 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
         conf = float(np.mean([tiles[i].confidence for i in support])) if support else \
             float(np.mean([1 - t.confidence for t in tiles]))
         others = ", ".join(f"{lab} {_pct(c, n)}" for lab, c in labels.most_common(3) if lab != parsed.subject)
-        text = (f"{parsed.subject}: {_pct(k, n)} of the region ({k} of {n} tiles, about {area(k)})"
+        text = (f"{parsed.subject}: {_pct(k, n)} of the region ({k} of {n} tiles{area(k)})"
                 + (f"; also {others}" if others else ""))
         return _pct(k, n), conf, support, shares, text
     if parsed.type == "comparison":
@@ -102,8 +105,8 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
         answer = "yes" if holds else "no"
         support = sorted(a + b)
         conf = float(np.mean([tiles[i].confidence for i in support])) if support else 0.5
-        text = (f"{answer.capitalize()}: {parsed.subject} {_pct(len(a), n)} ({len(a)} tiles, {area(len(a))}), "
-                f"{parsed.other} {_pct(len(b), n)} ({len(b)} tiles, {area(len(b))}) of {n} tiles, "
+        text = (f"{answer.capitalize()}: {parsed.subject} {_pct(len(a), n)} ({len(a)} tiles{area(len(a))}), "
+                f"{parsed.other} {_pct(len(b), n)} ({len(b)} tiles{area(len(b))}) of {n} tiles, "
                 f"by the scene label of each tile")
         return answer, conf, support, shares, text
     if parsed.type == "where":
@@ -112,8 +115,7 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
             conf = float(np.mean([t.confidence for t in tiles]))
             return "not found", conf, [], shares, f"No {parsed.subject} found in any of the {n} tiles"
         conf = float(np.mean([tiles[i].confidence for i in support]))
-        text = (f"{parsed.subject}: in {len(support)} of {n} tiles (about {area(len(support))}), "
-                "highlighted on the map")
+        text = f"{parsed.subject}: in {len(support)} of {n} tiles{area(len(support))}"
         return f"{len(support)} of {n} tiles", conf, support, shares, text
     # describe
     top = labels.most_common(3)
@@ -131,7 +133,7 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
     best_label = top[0][0]
     support = [i for i, t in enumerate(tiles) if t.scene == best_label]
     conf = float(np.mean([tiles[i].confidence for i in support])) * len(support) / n
-    text = f"A region of {n} tiles (about {area(n)}): " + "; ".join(parts) + "."
+    text = f"A region of {n} tiles{area(n)}: " + "; ".join(parts) + "."
     return best_label, conf, support, shares, text
 
 

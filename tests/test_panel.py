@@ -549,3 +549,26 @@ def test_colours_mean_something_and_agree_between_panel_and_class_geotiff(dock, 
     for lab, rgb in zip(labels, label_colours(labels), strict=True):
         if lab in cats:
             assert cats[lab] == rgb
+
+
+def test_new_question_types_in_the_panel_show_evidence_and_log_it(dock, qgis_iface):
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    set_up(dock, qgis_iface, layer, 5, 64)
+    dock.preset.setCurrentText("Custom list (below)")
+    dock.labels_edit.setPlainText("water, forest, farmland, houses, road")
+    e = layer.extent()
+    from qgis.core import QgsGeometry
+
+    dock.set_region(QgsGeometry.fromRect(e), layer.crs())
+    for question, qtype in (("How much of this area is forest?", "share"), ("Where are the houses?", "where"),
+                            ("Is there more road than forest?", "comparison"), ("What is in this region?", "open")):
+        dock.question.setEditText(question)
+        dock.ask_button.click()
+        wait_for_task(dock)
+        assert dock.last_answer is not None and dock.last_answer.type == qtype, messages(qgis_iface, Qgis.Warning)
+        assert dock.last_answer.text in dock.answer_view.toPlainText()
+        assert len(dock.highlights) == len(dock.last_answer.supporting)
+    log = QgsProject.instance().mapLayersByName(result_layers.QUESTIONS_LAYER)[0]
+    types = [f["type"] for f in log.getFeatures()][-4:]
+    assert types == ["share", "where", "comparison", "open"]
+    assert all(f["evidence"] for f in log.getFeatures())

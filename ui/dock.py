@@ -6,6 +6,8 @@ layers in the GUI thread. Inputs are never cleared by an error.
 
 from __future__ import annotations
 
+import html
+
 from qgis.core import (
     Qgis,
     QgsApplication,
@@ -577,6 +579,7 @@ class RsSageDock(QDockWidget):
         self.answer_view.setHtml(
             f"<p><b>{res.question}</b><br><span style='font-size:14pt'>{res.answer}</span> "
             f"(confidence {res.confidence:.2f}, {res.type}, {len(res.supporting)} of {len(res.tiles)} tiles)</p>"
+            f"<p>{html.escape(res.text)}</p>"
             f"<p>{cues}<br><b>router</b>: {router}{shares}</p>")
         log = result_layers.questions_layer(region_crs)
         result_layers.log_answer(log, region, res.question, res, layer_name)

@@ -89,12 +89,18 @@ def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:
     project = project or QgsProject.instance()
     for lyr in project.mapLayersByName(QUESTIONS_LAYER):
         if isinstance(lyr, QgsVectorLayer) and lyr.crs() == crs:
+            missing = [QgsField(n, t) for n, t in (("evidence", QVariant.String), ("tiles", QVariant.Int))
+                       if lyr.fields().indexOf(n) < 0]  # a log made by an earlier version
+            if missing:
+                lyr.dataProvider().addAttributes(missing)
+                lyr.updateFields()
             return lyr
     layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", QUESTIONS_LAYER, "memory")
     layer.dataProvider().addAttributes([
         QgsField("question", QVariant.String), QgsField("answer", QVariant.String),
         QgsField("confidence", QVariant.Double), QgsField("type", QVariant.String),
-        QgsField("layer", QVariant.String), QgsField("timestamp", QVariant.String)])
+        QgsField("layer", QVariant.String), QgsField("timestamp", QVariant.String),
+        QgsField("evidence", QVariant.String), QgsField("tiles", QVariant.Int)])
     layer.updateFields()
     layer.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
         {"color": "255,140,0,40", "outline_color": "#ff8c00", "outline_width": "0.6"})))
@@ -107,7 +113,8 @@ def log_answer(layer: QgsVectorLayer, geometry: QgsGeometry, question: str, answ
     f = QgsFeature(layer.fields())
     f.setGeometry(geometry)
     f.setAttributes([question, answer.answer, float(answer.confidence), answer.type, raster_name,
-                     datetime.datetime.now().isoformat(timespec="seconds")])
+                     datetime.datetime.now().isoformat(timespec="seconds"), answer.text,
+                     len(getattr(answer, "supporting", []))])
     layer.dataProvider().addFeatures([f])
     layer.updateExtents()
     layer.triggerRepaint()

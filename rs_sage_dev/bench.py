@@ -240,7 +240,7 @@ def bench_cold(size: int = 2048, repeats: int = 3) -> dict:
     return out
 
 
-def bench_dask(size: int = 4096, tile: int = 224) -> dict:
+def bench_dask(size: int = 8192, tile: int = 224) -> dict:
     """Tiles/s of the labeller in this process (onnxruntime on all cores) and on Dask LocalClusters
     of 1 and 2 single-threaded worker processes, on the same raster in one run. Cluster start-up
     and the workers' engine load are done by a warm-up run first and not counted."""

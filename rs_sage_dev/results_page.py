@@ -68,7 +68,52 @@ def write_results(res: dict, path: Path) -> None:
 
         lines += [*ablation_ood_markdown(json.loads(ab_path.read_text())), "",
                   "Produced by `.venv/bin/python scripts/ablation_ood.py` (trains what is missing, resumes).", ""]
+    cov_path = path.parent / "question_coverage.json"
+    if cov_path.is_file():
+        import json
+
+        cov = json.loads(cov_path.read_text())
+        lines += ["## Question wording coverage (RSVQA-LR test questions)", "",
+                  f"{cov['questions']:,} questions of RSVQA-LR's test split (text only, no images: coverage, not "
+                  f"accuracy). **{100 * cov['covered']:.1f} %** are parsed to the type the benchmark gives them or "
+                  f"refused with a message: {100 * cov['right_type']:.1f} % parsed to the right type, "
+                  f"{100 * cov['refused']:.1f} % refused (shape or size qualifiers such as 'a square commercial "
+                  "building' or 'large water areas', and positions such as 'left of the road': the model cannot "
+                  "judge these, so it says so instead of answering a simpler question).", "",
+                  "| RSVQA type | parsed to that type | refused | wrong type |", "|---|---|---|---|"]
+        for t, c in cov["by_rsvqa_type"].items():
+            wrong = sum(v for k, v in c.items() if k.startswith("wrong"))
+            lines.append(f"| {t} | {c.get('right type', 0)} | {c.get('refused', 0)} | {wrong} |")
+        lines += ["", f"Command: `{cov['command']}`; a 50-question sample with expected outcomes is a test "
+                  "(`tests/test_region_questions.py`).", ""]
+    int8 = _int8_gate()
+    if int8:
+        lines += int8
     extra = path.parent / "results_notes.md"
     if extra.is_file():
         lines += [extra.read_text()]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _int8_gate() -> list[str]:
+    """The int8 image encoder's accuracy gate, from the shipped model.json."""
+    import json
+
+    from core.paths import MODEL_DIR
+
+    try:
+        gate = json.loads((MODEL_DIR / "model.json").read_text()).get("int8_encoder")
+    except (OSError, ValueError):
+        return []
+    if not gate:
+        return []
+    lines = ["## int8 image encoder", "",
+             f"Static int8 quantisation (QDQ, per-channel weights, calibrated on training images); offered only "
+             f"if no metric below loses more than {gate['gate_pt']} pt. **Accepted: {gate['accepted']}** "
+             f"(largest loss {max(gate['drop_pt'].values()):.2f} pt). The engine uses it on CPU by default "
+             "(`Engine.load(precision=...)`, `python -m core eval --precision`).", "",
+             "| metric | float32 | int8 | loss (pt) |", "|---|---|---|---|"]
+    for k, v in gate["float32"].items():
+        lines.append(f"| {k} | {v:.2f} | {gate['int8'][k]:.2f} | {gate['drop_pt'][k]:+.2f} |")
+    lines += ["", f"How: {gate['how']}.", ""]
+    return lines

@@ -13,7 +13,7 @@ QGIS_ENV := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 PROJ_DATA=/usr/share/proj
 	QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE):/usr/share/qgis/python/plugins
 DISPLAY_NUM ?= :99
 
-.PHONY: help setup test lint demo run screenshot screenshot-landsat package eval bench kb train export clean
+.PHONY: help setup test lint demo run screenshot screenshot-landsat screenshot-questions package eval bench kb train export clean
 
 help:
 	@echo "make setup     install apt packages and the pinned .venv (idempotent)"
@@ -76,6 +76,22 @@ screenshot-landsat: setup
 	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
 	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_landsat.py SHOT_WAIT=150 \
 		SHOT_RASTER=$(LANDSAT) SHOT_TAG=after scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+
+# Classify extent and the region question types on the 5 m sample and on the Landsat-8 clip (looked at only).
+QUESTIONS := How much of this area is forest?|Is there more water than farmland?|Where are the houses?|What is in this region?
+screenshot-questions: setup
+	@mkdir -p out
+	rm -rf $(CURDIR)/.profile-shot
+	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
+	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_questions.py SHOT_WAIT=200 \
+		SHOT_TAG=sample SHOT_LABELS="water, forest, farmland, houses, road" SHOT_QUESTIONS="$(QUESTIONS)" \
+		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+	rm -rf $(CURDIR)/.profile-shot
+	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
+	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_questions.py SHOT_WAIT=300 \
+		SHOT_RASTER=$(LANDSAT) SHOT_TAG=landsat SHOT_LABELS="water, cropland, forest, urban area" \
+		SHOT_QUESTIONS="How much of this area is water?|Is there more cropland than forest?|Where is the urban area?|What is in this region?" \
+		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
 
 package:
 	@mkdir -p out

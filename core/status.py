@@ -23,7 +23,8 @@ class PluginStatus:
 
     @property
     def ready(self) -> bool:
-        return len(self.models) == 2 and self.knowledge_base and self.text_encoder and not self.missing_modules
+        required = {"encoder.onnx", "experts.onnx"}  # an int8 encoder may sit beside them
+        return required <= set(self.models) and self.knowledge_base and self.text_encoder and not self.missing_modules
 
     def as_text(self) -> str:
         lines = [

@@ -66,3 +66,12 @@ def test_doctor_reports_providers_and_verified_checksums():
     text = as_text(rep)
     assert "onnxruntime" in text and "text_encoder: ok" in text
     json.dumps(rep)
+
+
+def test_the_checkout_is_ready_with_the_int8_encoder_beside_the_float_one():
+    from core.status import plugin_status
+
+    st = plugin_status()
+    assert "encoder.int8.onnx" in st.models
+    assert st.ready, st.as_text()
+    assert st.as_text().startswith("RS-SAGE is ready.")

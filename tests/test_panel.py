@@ -572,3 +572,18 @@ def test_new_question_types_in_the_panel_show_evidence_and_log_it(dock, qgis_ifa
     types = [f["type"] for f in log.getFeatures()][-4:]
     assert types == ["share", "where", "comparison", "open"]
     assert all(f["evidence"] for f in log.getFeatures())
+
+
+def test_a_new_answer_about_the_same_region_replaces_its_annotation(qgis_new_project):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
+
+    crs = QgsCoordinateReferenceSystem("EPSG:32618")
+    region = QgsGeometry.fromRect(QgsRectangle(0, 0, 100, 100))
+    other = QgsGeometry.fromRect(QgsRectangle(500, 500, 600, 600))
+    manager = QgsProject.instance().annotationManager()
+    before = len(manager.annotations())
+    result_layers.annotate(region, crs, "first answer")
+    result_layers.annotate(region, crs, "second answer")
+    result_layers.annotate(other, crs, "elsewhere")
+    texts = [a.document().toPlainText() for a in manager.annotations()[before:]]
+    assert texts == ["second answer", "elsewhere"]

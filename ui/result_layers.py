@@ -138,12 +138,18 @@ def annotate(geometry: QgsGeometry, crs, text: str, project: QgsProject | None =
     from qgis.PyQt.QtGui import QTextDocument
 
     project = project or QgsProject.instance()
+    manager = project.annotationManager()
+    where = geometry.centroid().asPoint()
+    for old in list(manager.annotations()):  # a new answer about the same region replaces the old one
+        if (isinstance(old, QgsTextAnnotation) and old.mapPositionCrs() == crs
+                and old.mapPosition().compare(where, 1e-9)):
+            manager.removeAnnotation(old)
     ann = QgsTextAnnotation()
     doc = QTextDocument()
     doc.setPlainText(text)
     ann.setDocument(doc)
-    ann.setMapPosition(geometry.centroid().asPoint())
+    ann.setMapPosition(where)
     ann.setMapPositionCrs(crs)
     ann.setFrameSizeMm(annotation_frame(doc))
-    project.annotationManager().addAnnotation(ann)
+    manager.addAnnotation(ann)
     return ann

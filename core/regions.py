@@ -76,7 +76,8 @@ def _pct(n: int, total: int) -> str:
     return f"{100 * n / total:.0f} %" if total else "0 %"
 
 
-def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha: float):
+def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha: float,
+                  label_list: list[str] | None = None):
     """Answers over the region's tiles for share, comparison, where and describe (open), each
     with the tiles that support it, so the map can show the evidence."""
     n = len(tiles)
@@ -110,12 +111,20 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
                 f"by the scene label of each tile")
         return answer, conf, support, shares, text
     if parsed.type == "where":
-        support = [i for i, t in enumerate(tiles) if t.answer == "yes"]
+        # A thing that is one of the labels is where the tiles carry that label (the map the user
+        # sees agrees); anything else is where the presence head says yes.
+        by_label = parsed.subject.casefold() in {lab.casefold() for lab in (label_list or labels)}
+        if by_label:
+            support = [i for i, t in enumerate(tiles) if t.scene.casefold() == parsed.subject.casefold()]
+            how = "tiles labelled so"
+        else:
+            support = [i for i, t in enumerate(tiles) if t.answer == "yes"]
+            how = "tiles where the model sees it"
         if not support:
             conf = float(np.mean([t.confidence for t in tiles]))
-            return "not found", conf, [], shares, f"No {parsed.subject} found in any of the {n} tiles"
+            return "not found", conf, [], shares, f"No {parsed.subject} found in any of the {n} tiles ({how})"
         conf = float(np.mean([tiles[i].confidence for i in support]))
-        text = f"{parsed.subject}: in {len(support)} of {n} tiles{area(len(support))}"
+        text = f"{parsed.subject}: in {len(support)} of {n} tiles{area(len(support))} ({how})"
         return f"{len(support)} of {n} tiles", conf, support, shares, text
     # describe
     top = labels.most_common(3)
@@ -219,7 +228,8 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
     tiles = [TileAnswer(b, r.answer, r.confidence, r.scene) for b, r in zip(bounds, results, strict=True)]
     tile_ha = (tile * tile_gsd_m) ** 2 / 1e4
     if parsed.type in ("share", "comparison", "where", "open"):
-        answer, conf, support, shares, text = region_answer(parsed, tiles, results, rural_urban, tile_ha)
+        answer, conf, support, shares, text = region_answer(parsed, tiles, results, rural_urban, tile_ha,
+                                                            list(label_key))
         best = max(support, key=lambda i: tiles[i].confidence) if support else 0
         return RegionAnswer(parsed.text, parsed.type, answer, round(conf, 4), text, tiles, support,
                             results[best].cues, results[best].router, shares, skipped)

@@ -103,7 +103,7 @@ def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:
         QgsField("evidence", QVariant.String), QgsField("tiles", QVariant.Int)])
     layer.updateFields()
     layer.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
-        {"color": "255,140,0,40", "outline_color": "#ff8c00", "outline_width": "0.6"})))
+        {"color": "255,140,0,0", "style": "no", "outline_color": "#ff8c00", "outline_width": "0.8"})))
     project.addMapLayer(layer, False)
     _group(project).insertLayer(0, layer)
     return layer

@@ -111,6 +111,16 @@ class TextEncoder:
                 self._cache.popitem(last=False)
         return result.astype(np.float32)
 
+    def preload(self) -> None:
+        """Load the session now (e.g. in a thread while the image model loads); errors surface at
+        the first encode instead."""
+        try:
+            with self._lock:
+                if self._session is None:
+                    self._load()
+        except Exception:  # noqa: BLE001 - reported, with its message, by the first encode()
+            pass
+
     def close(self) -> None:
         """Drop the onnxruntime session and the cache (the plugin calls this on unload)."""
         with self._lock:

@@ -587,3 +587,14 @@ def test_a_new_answer_about_the_same_region_replaces_its_annotation(qgis_new_pro
     result_layers.annotate(other, crs, "elsewhere")
     texts = [a.document().toPlainText() for a in manager.annotations()[before:]]
     assert texts == ["second answer", "elsewhere"]
+
+
+def test_sections_collapse_and_remember_it(dock):
+    from qgis.gui import QgsCollapsibleGroupBox
+
+    boxes = dock.body.findChildren(QgsCollapsibleGroupBox)
+    assert {b.title() for b in boxes} == {"Imagery", "Labels", "Ask about a region"}
+    assert all(b.saveCollapsedState() for b in boxes)
+    boxes[0].setCollapsed(True)
+    assert boxes[0].isCollapsed()
+    boxes[0].setCollapsed(False)

@@ -20,7 +20,7 @@ from qgis.core import (
     QgsSettings,
     QgsVectorLayer,
 )
-from qgis.gui import QgsMapLayerComboBox
+from qgis.gui import QgsCollapsibleGroupBox, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QApplication,
@@ -28,7 +28,6 @@ from qgis.PyQt.QtWidgets import (
     QDockWidget,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -119,7 +118,7 @@ class RsSageDock(QDockWidget):
             setup.addWidget(b)
         lay.addLayout(setup)
 
-        src = QGroupBox("Imagery", body)
+        src = self._section("Imagery", body)
         form = QFormLayout(src)
         self.layer_combo = QgsMapLayerComboBox(src)
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
@@ -158,7 +157,7 @@ class RsSageDock(QDockWidget):
             w.valueChanged.connect(self.update_estimate)
         lay.addWidget(src)
 
-        lab = QGroupBox("Labels", body)
+        lab = self._section("Labels", body)
         lv = QVBoxLayout(lab)
         self.preset = QComboBox(lab)
         self.preset.addItems([*PRESETS, CUSTOM])
@@ -183,7 +182,7 @@ class RsSageDock(QDockWidget):
         self.classify_button.clicked.connect(self.classify_extent)
         lay.addWidget(self.classify_button)
 
-        ask = QGroupBox("Ask about a region", body)
+        ask = self._section("Ask about a region", body)
         av = QVBoxLayout(ask)
         row = QHBoxLayout()
         self.rect_button = QPushButton("Rectangle", ask)
@@ -241,6 +240,14 @@ class RsSageDock(QDockWidget):
         scroll.setWidget(body)
         self.body = body
         self.setWidget(scroll)
+
+    @staticmethod
+    def _section(title: str, parent) -> QgsCollapsibleGroupBox:
+        """A collapsible section that remembers whether it was collapsed (QGIS settings)."""
+        box = QgsCollapsibleGroupBox(title, parent)
+        box.setObjectName(f"RsSage{title.title().replace(' ', '')}")
+        box.setSaveCollapsedState(True)
+        return box
 
     # ---- inputs --------------------------------------------------------------------------------
     def refresh_status(self) -> None:

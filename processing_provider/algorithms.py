@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
@@ -35,6 +36,30 @@ from qgis.PyQt.QtCore import QVariant
 from ..qgis_adapter.layer_source import layer_source
 from ..qgis_adapter.tile_features import tile_feature, tile_fields
 from .common import engine, gdal_path, parse_labels
+
+
+class _TileStyler(QgsProcessingLayerPostProcessorInterface):
+    """Gives a tile layer Processing loads the panel's style (meaningful colours, hatched
+    uncertain tiles, labels). Instances are kept alive here: QGIS holds only a C++ pointer."""
+
+    _alive: list = []
+
+    def __init__(self, labels: list[str], present: set[str], colours: dict):
+        super().__init__()
+        self.labels, self.present, self.colours = labels, present, colours
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
+        from ..qgis_adapter.tile_features import style_tiles
+
+        if layer is not None and layer.isValid():
+            style_tiles(layer, self.labels, self.present, self.colours)
+
+    @classmethod
+    def attach(cls, context, dest: str, result) -> None:
+        if dest and context.willLoadLayerOnCompletion(dest):
+            styler = cls(list(result.colours), set(result.summary), dict(result.colours))
+            cls._alive.append(styler)
+            context.layerToLoadOnCompletionDetails(dest).setPostProcessor(styler)
 
 
 class _Base(QgsProcessingAlgorithm):
@@ -164,6 +189,7 @@ class LabelRasterAlgorithm(_Base):
         feedback.pushInfo(f"Nodata: {res.nodata_rule}; stretch low {res.stretch[0]}, high {res.stretch[1]}")
         for label, s in sorted(res.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
             feedback.pushInfo(f"  {label}: {s['area_ha']} ha ({s['percent']} %)")
+        _TileStyler.attach(context, out, res)
         result = {"OUTPUT": out, "TILES": res.labelled}
         if out_tif:
             result["OUTPUT_RASTER"] = out_tif
@@ -211,6 +237,7 @@ class ClassifyExtentAlgorithm(_Base):
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Polygon, layer.crs())
         for record in res.records:
             sink.addFeature(tile_feature(record, fields), QgsFeatureSink.FastInsert)
+        _TileStyler.attach(context, dest, res)
         return {"OUTPUT": dest}
 
 

@@ -136,3 +136,35 @@ def test_label_raster_on_dask_through_processing(provider, tmp_path):
         "INPUT": str(FIXTURES / "rgbn_clip.tif"), "GSD": 5, "TILE": 64, "STRIDE": 0, "SCHEDULER": "local:2",
         "LABELS": "water, houses\ntrees", "OUTPUT": out})
     assert res["TILES"] == 16
+
+
+def test_processing_output_gets_the_panels_style(provider, tmp_path):
+    from qgis.core import (
+        QgsApplication,
+        QgsCategorizedSymbolRenderer,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProject,
+        QgsVectorLayer,
+    )
+
+    from core.palette import label_colours
+
+    out = str(tmp_path / "styled.gpkg")
+    ctx = QgsProcessingContext()
+    ctx.setProject(QgsProject.instance())
+    ctx.addLayerToLoadOnCompletion(out, QgsProcessingContext.LayerDetails("tiles", QgsProject.instance(), "OUTPUT"))
+    alg = QgsApplication.processingRegistry().algorithmById("rs_sage:label_raster")
+    feedback = QgsProcessingFeedback()
+    res, ok = alg.run({"INPUT": str(FIXTURES / "rgbn_clip.tif"), "GSD": 5, "TILE": 64, "LABELS": "water, forest, road",
+                       "OUTPUT": out}, ctx, feedback)
+    assert ok and res["TILES"] == 16
+    styler = ctx.layerToLoadOnCompletionDetails(out).postProcessor()
+    assert styler is not None
+    layer = QgsVectorLayer(out, "tiles", "ogr")
+    styler.postProcessLayer(layer, ctx, feedback)
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer)
+    colours = dict(zip(["water", "forest", "road"], label_colours(["water", "forest", "road"]), strict=True))
+    cats = {c.value(): c.symbol().color().getRgb()[:3] for c in renderer.categories() if c.value() in colours}
+    assert cats and all(tuple(colours[k]) == v for k, v in cats.items())

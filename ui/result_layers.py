@@ -5,26 +5,20 @@ from __future__ import annotations
 import datetime
 
 from qgis.core import (
-    QgsCategorizedSymbolRenderer,
     QgsFeature,
     QgsField,
     QgsFillSymbol,
     QgsGeometry,
-    QgsPalLayerSettings,
     QgsProject,
-    QgsRendererCategory,
     QgsSingleSymbolRenderer,
-    QgsTextFormat,
     QgsVectorLayer,
-    QgsVectorLayerSimpleLabeling,
 )
 from qgis.PyQt.QtCore import QSizeF, QVariant
-from qgis.PyQt.QtGui import QColor
 
 GROUP = "RS-SAGE"
 CLASSES_LAYER = "RS-SAGE classes"
 QUESTIONS_LAYER = "RS-SAGE questions"
-UNCERTAIN = "uncertain"  # the category of tiles under the model's score threshold
+from ..qgis_adapter.tile_features import UNCERTAIN  # noqa: E402,F401 (re-exported for the panel and tests)
 
 
 def _group(project: QgsProject):
@@ -52,36 +46,10 @@ def classes_layer(records: list, crs, labels: list[str], project: QgsProject | N
 
 def style_classes(layer: QgsVectorLayer, labels: list[str], present: set[str],
                   colours: dict | None = None) -> None:
-    """Categorised by label with meaningful colours (``core.palette``, as in the class GeoTIFF),
-    semi-transparent, labelled."""
-    if colours is None:
-        from ..core.palette import label_colours  # the text encoder: only when styling, never on import
+    """The shared tile-layer style (``qgis_adapter.tile_features``), as Processing's output gets it."""
+    from ..qgis_adapter.tile_features import style_tiles
 
-        colours = dict(zip(labels, label_colours(labels), strict=True))
-    present = [lab for lab in labels if lab in present]
-    cats = []
-    for lab in present:
-        color = QColor(*colours[lab])
-        sym = QgsFillSymbol.createSimple({"color": color.name(), "outline_color": "#ffffff",
-                                          "outline_width": "0.2"})
-        cats.append(QgsRendererCategory(lab, sym, lab))
-    # Uncertain tiles: grey diagonal hatching over no fill, whatever their label, so the map
-    # never shows a guess with the same weight as an answer.
-    hatch = QgsFillSymbol.createSimple({"color": "#9e9e9e", "style": "b_diagonal", "outline_color": "#616161",
-                                        "outline_width": "0.3"})
-    cats.append(QgsRendererCategory(UNCERTAIN, hatch, "uncertain (score under the threshold)"))
-    expression = f"CASE WHEN \"uncertain\" = 1 THEN '{UNCERTAIN}' ELSE \"label\" END"
-    layer.setRenderer(QgsCategorizedSymbolRenderer(expression, cats))
-    layer.setOpacity(0.55)
-    settings = QgsPalLayerSettings()
-    settings.fieldName = "label"
-    settings.placement = QgsPalLayerSettings.OverPoint
-    fmt = QgsTextFormat()
-    fmt.setSize(8)
-    fmt.buffer().setEnabled(True)
-    settings.setFormat(fmt)
-    layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
-    layer.setLabelsEnabled(True)
+    style_tiles(layer, labels, present, colours)
 
 
 def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:

@@ -598,3 +598,16 @@ def test_sections_collapse_and_remember_it(dock):
     boxes[0].setCollapsed(True)
     assert boxes[0].isCollapsed()
     boxes[0].setCollapsed(False)
+
+
+def test_answer_frame_opens_towards_the_inside_of_the_map(qgis_new_project):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
+
+    crs = QgsCoordinateReferenceSystem("EPSG:32618")
+    visible = QgsRectangle(0, 0, 1000, 1000)
+    right_low = result_layers.annotate(QgsGeometry.fromRect(QgsRectangle(900, 0, 1000, 100)), crs, "a", visible=visible)
+    left_high = result_layers.annotate(QgsGeometry.fromRect(QgsRectangle(0, 900, 100, 1000)), crs, "b", visible=visible)
+    off = right_low.frameOffsetFromReferencePointMm()
+    assert off.x() < 0 and off.y() < 0
+    off = left_high.frameOffsetFromReferencePointMm()
+    assert off.x() > 0 and off.y() > 0

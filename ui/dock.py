@@ -590,7 +590,13 @@ class RsSageDock(QDockWidget):
             f"<p>{cues}<br><b>router</b>: {router}{shares}</p>")
         log = result_layers.questions_layer(region_crs)
         result_layers.log_answer(log, region, res.question, res, layer_name)
-        result_layers.annotate(region, region_crs, res.text)
+        try:  # the visible map, in the region's CRS, so the answer's frame opens inside it
+            to_region = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), region_crs,
+                                               QgsProject.instance().transformContext())
+            visible = to_region.transformBoundingBox(self.canvas.extent())
+        except Exception:  # noqa: BLE001 - a transform failure only loses the nicer placement
+            visible = None
+        result_layers.annotate(region, region_crs, res.text, visible=visible)
         self._highlight(res, layer_crs)
         self.canvas.refresh()
 

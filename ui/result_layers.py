@@ -100,8 +100,11 @@ def annotation_frame(doc, width_mm: float = ANNOTATION_WIDTH_MM, max_height_mm: 
     return QSizeF(width_mm, min(max(height, 8.0), max_height_mm))
 
 
-def annotate(geometry: QgsGeometry, crs, text: str, project: QgsProject | None = None):
-    """A text annotation at the region's centre, kept in the project's annotation manager."""
+def annotate(geometry: QgsGeometry, crs, text: str, project: QgsProject | None = None, visible=None):
+    """A text annotation at the region's centre, kept in the project's annotation manager.
+
+    ``visible`` (a QgsRectangle in ``crs``): the map's visible extent; the frame opens towards the
+    side of the centre with more room, so it is not cut at the map's edge."""
     from qgis.core import QgsTextAnnotation
     from qgis.PyQt.QtGui import QTextDocument
 
@@ -118,6 +121,14 @@ def annotate(geometry: QgsGeometry, crs, text: str, project: QgsProject | None =
     ann.setDocument(doc)
     ann.setMapPosition(where)
     ann.setMapPositionCrs(crs)
-    ann.setFrameSizeMm(annotation_frame(doc))
+    size = annotation_frame(doc)
+    ann.setFrameSizeMm(size)
+    if visible is not None and not visible.isEmpty():
+        from qgis.PyQt.QtCore import QPointF
+
+        left = where.x() > visible.center().x()  # right half: open the frame to the left
+        up = where.y() < visible.center().y()  # lower half: open it upwards
+        ann.setFrameOffsetFromReferencePointMm(QPointF(-size.width() - 4.0 if left else 4.0,
+                                                       -size.height() - 4.0 if up else 4.0))
     manager.addAnnotation(ann)
     return ann

@@ -611,3 +611,18 @@ def test_answer_frame_opens_towards_the_inside_of_the_map(qgis_new_project):
     assert off.x() < 0 and off.y() < 0
     off = left_high.frameOffsetFromReferencePointMm()
     assert off.x() > 0 and off.y() > 0
+
+
+def test_the_project_remembers_its_labels(qgis_iface, qgis_new_project):
+    from rs_sage.ui.dock import RsSageDock
+
+    first = RsSageDock(qgis_iface)
+    first.preset.setCurrentText("Custom list (below)")
+    first.labels_edit.setPlainText("water, cropland, forest, urban area")
+    first.remember()
+    first.shutdown()
+    second = RsSageDock(qgis_iface)  # e.g. the project reopened
+    try:
+        assert second.labels() == ["water", "cropland", "forest", "urban area"]
+    finally:
+        second.shutdown()

@@ -305,11 +305,25 @@ class RsSageDock(QDockWidget):
         box.show()
 
     def _restore_layer(self) -> None:
-        layer_id, ok = QgsProject.instance().readEntry("rs_sage", "layer", "")
-        layer = QgsProject.instance().mapLayer(layer_id) if ok and layer_id else None
+        """The project's last layer, label list and question (saved with the project)."""
+        project = QgsProject.instance()
+        layer_id, ok = project.readEntry("rs_sage", "layer", "")
+        layer = project.mapLayer(layer_id) if ok and layer_id else None
         if layer is not None:
             self.layer_combo.setLayer(layer)
+        preset, ok = project.readEntry("rs_sage", "preset", "")
+        if ok and preset and self.preset.findText(preset) >= 0:
+            self.preset.setCurrentText(preset)
+        labels, ok = project.readEntry("rs_sage", "labels", "")
+        if ok and labels and preset not in PRESETS:
+            self.labels_edit.setPlainText(labels)
         self.update_estimate()
+
+    def remember(self) -> None:
+        """Keep this project's choices with the project (written when the user runs something)."""
+        project = QgsProject.instance()
+        project.writeEntry("rs_sage", "preset", self.preset.currentText())
+        project.writeEntry("rs_sage", "labels", self.labels_edit.toPlainText())
 
     def _layer_changed(self, layer) -> None:
         if layer is not None:
@@ -476,6 +490,7 @@ class RsSageDock(QDockWidget):
         if self.busy():
             self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
             return
+        self.remember()
         try:
             layer = self.layer_combo.currentLayer()
             if layer is None:

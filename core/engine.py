@@ -171,33 +171,43 @@ class Engine:
         from .model_files import verify
 
         verify(model_dir)  # before onnxruntime parses anything
-        # The text encoder loads beside the image model (the first click needs both): ~0.2 s saved.
-        threading.Thread(target=shared_encoder().preload, name="rs_sage-text-preload", daemon=True).start()
-        providers = providers or PREFERRED_PROVIDERS
-        available = set(ort.get_available_providers())
-        providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:  # a Dask worker process: one core each, so N workers use N cores
-            so.intra_op_num_threads = so.inter_op_num_threads = int(threads)
-        chosen = "float32"
-        int8 = model_dir / "encoder.int8.onnx"
-        if precision not in ("auto", "float32", "int8"):
-            raise ModelError(f"Unknown precision '{precision}': auto, float32 or int8.")
-        experts = ort.InferenceSession(str(paths[1]), so, providers=providers)
-        on_cpu = experts.get_providers()[0] == "CPUExecutionProvider"  # the truth, not the available list
-        if precision != "float32" and int8.is_file() and on_cpu:
-            accepted = json.loads((model_dir / "model.json").read_text()).get("int8_encoder", {}).get("accepted")
-            if precision == "int8" or accepted:
-                paths[0], chosen = int8, "int8"
-        sessions = [ort.InferenceSession(str(paths[0]), so, providers=providers), experts]
-        kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
-        expected = _metadata(sessions[1]).get("kb_checksum")
-        if expected != kb.checksum:
-            raise ModelError(
-                f"The model was trained with knowledge base {str(expected)[:12]} but "
-                f"{kb.checksum[:12]} is installed; reinstall the plugin's resources together."
-            )
+        # The text encoder loads beside the image model and the first tiles (the first click needs
+        # both): ~0.2-0.3 s saved. A thread still inside onnxruntime when the interpreter exits
+        # crashes it, so it is joined on failure here and at exit (atexit) otherwise.
+        text_loader = threading.Thread(target=shared_encoder().preload, name="rs_sage-text-preload", daemon=True)
+        text_loader.start()
+        import atexit
+
+        atexit.register(text_loader.join)
+        try:
+            providers = providers or PREFERRED_PROVIDERS
+            available = set(ort.get_available_providers())
+            providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if threads:  # a Dask worker process: one core each, so N workers use N cores
+                so.intra_op_num_threads = so.inter_op_num_threads = int(threads)
+            chosen = "float32"
+            int8 = model_dir / "encoder.int8.onnx"
+            if precision not in ("auto", "float32", "int8"):
+                raise ModelError(f"Unknown precision '{precision}': auto, float32 or int8.")
+            experts = ort.InferenceSession(str(paths[1]), so, providers=providers)
+            on_cpu = experts.get_providers()[0] == "CPUExecutionProvider"  # the truth, not the available list
+            if precision != "float32" and int8.is_file() and on_cpu:
+                accepted = json.loads((model_dir / "model.json").read_text()).get("int8_encoder", {}).get("accepted")
+                if precision == "int8" or accepted:
+                    paths[0], chosen = int8, "int8"
+            sessions = [ort.InferenceSession(str(paths[0]), so, providers=providers), experts]
+            kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
+            expected = _metadata(sessions[1]).get("kb_checksum")
+            if expected != kb.checksum:
+                raise ModelError(
+                    f"The model was trained with knowledge base {str(expected)[:12]} but "
+                    f"{kb.checksum[:12]} is installed; reinstall the plugin's resources together."
+                )
+        except BaseException:
+            text_loader.join()
+            raise
         eng = cls(sessions[0], sessions[1], kb, shared_encoder(), views)
         eng.model_dir = model_dir  # for Dask workers, which load the same files themselves
         eng.precision = chosen

@@ -102,6 +102,28 @@ def _deps(args: argparse.Namespace) -> int:
     return 0 if res.ok else 2
 
 
+def command_adder(sub) -> Callable:
+    """``add(name, fn, help)``: a sub-command whose ``func`` is ``fn`` (both CLIs use it)."""
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    return add
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command: an RsSageError is one line on stderr and exit 2, never a traceback."""
+    try:
+        return int(args.func(args) or 0)
+    except RsSageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .labeller import LARGE_PLAN_TILES
     p = argparse.ArgumentParser(
@@ -109,11 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="RS-SAGE: offline remote-sensing scene classification and question answering.",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str):
-        sp = sub.add_parser(name, help=help_, description=help_)
-        sp.set_defaults(func=fn)
-        return sp
+    add = command_adder(sub)
 
     c = add("classify", _classify, "classify image files with a label list (open vocabulary)")
     c.add_argument("images", nargs="+", help="image files (any size, RGB)")
@@ -221,12 +239,4 @@ def main(argv: list[str] | None = None) -> int:
         return _run_dev(argv)
     parser = build_parser()
     parser.epilog = f"Development commands (source checkout): {', '.join(DEV_COMMANDS)}, kb build."
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except RsSageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(parser.parse_args(argv))

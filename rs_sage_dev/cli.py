@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable
 
+from core.cli import command_adder, run_command
 from core.engine import DEFAULT_VIEWS, VIEW_SETS
-from core.errors import RsSageError
 
 DEV_COMMANDS = ("train", "export", "export-text", "eval", "calibrate", "bench", "data-card", "demo", "kb")
 
@@ -89,11 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rs_sage_dev",
                                 description="RS-SAGE development commands: build, evaluate and benchmark the model.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str):
-        sp = sub.add_parser(name, help=help_, description=help_)
-        sp.set_defaults(func=fn)
-        return sp
+    add = command_adder(sub)
 
     t = add("train", _train, "train the model (checkpoints and resumes)")
     t.add_argument("--out", default=".checkpoints/full")
@@ -154,12 +148,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except RsSageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser().parse_args(argv))

@@ -19,3 +19,16 @@ def fixture_tiles(name: str = "rgbn_clip.tif", size: int = 128, bands=None) -> l
             rgb, _ = read_rgb(ds, bands, x, y, size, size, size, size, stretch)
             tiles.append(rgb)
     return tiles
+
+
+def huge_vrt(path, size: int = 100_000) -> str:
+    """A size x size px 3-band VRT with the clip's georeferencing and no sources: plans of
+    millions of tiles without a byte on disk (32 px tiles at 5 m: 9,765,625 for 100,000 px)."""
+    from osgeo import gdal
+
+    src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
+    ds = gdal.GetDriverByName("VRT").Create(str(path), size, size, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds = None
+    return str(path)

@@ -139,14 +139,9 @@ def test_damaged_model_files_are_refused_at_load(tmp_path, damage):
 
 
 def test_huge_plans_need_an_explicit_flag(tmp_path, capsys):
-    from osgeo import gdal
+    from helpers import huge_vrt
 
-    vrt = str(tmp_path / "huge.vrt")  # 100,000 px square at 5 m: 9.8 million 32 px tiles
-    src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
-    ds = gdal.GetDriverByName("VRT").Create(vrt, 100_000, 100_000, 3, gdal.GDT_Byte)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    ds = None
+    vrt = huge_vrt(tmp_path / "huge.vrt")
     assert main(["label", vrt, "--out", str(tmp_path / "h.gpkg"), "--gsd", "5", "--tile", "32"]) == 2
     err = capsys.readouterr().err
     assert "9,765,625 tiles" in err and "--allow-large" in err

@@ -112,15 +112,10 @@ def test_label_raster_through_qgis_process(tmp_path):
 
 def test_huge_plans_need_the_allow_large_flag_in_processing(provider, tmp_path):
     import processing
-    from osgeo import gdal
+    from helpers import huge_vrt
     from qgis.core import QgsProcessingException
 
-    vrt = str(tmp_path / "huge.vrt")  # 100,000 px square at 5 m: 9.8 million 32 px tiles
-    src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
-    ds = gdal.GetDriverByName("VRT").Create(vrt, 100_000, 100_000, 3, gdal.GDT_Byte)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    ds = None
+    vrt = huge_vrt(tmp_path / "huge.vrt")
     out = tmp_path / "h.gpkg"
     with pytest.raises(QgsProcessingException, match="9,765,625 tiles.*Allow very large runs"):
         processing.run("rs_sage:label_raster", {"INPUT": vrt, "GSD": 5, "TILE": 32, "OUTPUT": str(out)})

@@ -83,6 +83,7 @@ def _gpu() -> str:
 
 def report(qgis_version: str | None = None, with_engine: bool = True) -> dict:
     from .deps import deps_dir, missing_packages
+    from .session_cache import cache_dir as _cache_dir
 
     return {
         "rs_sage": __version__,
@@ -93,7 +94,8 @@ def report(qgis_version: str | None = None, with_engine: bool = True) -> dict:
         "missing_runtime_packages": _probe(missing_packages),
         "paths": {"plugin": str(PROJECT_ROOT), "models": str(MODEL_DIR), "text_encoder": str(TEXT_ENCODER_DIR),
                   "knowledge_base": str(KB_DIR), "user_knowledge": str(user_kb_dir()),
-                  "installed_dependencies": str(deps_dir(deps_base()))},
+                  "installed_dependencies": str(deps_dir(deps_base())),
+                  "optimised_graph_cache": str(_cache_dir())},
         "onnxruntime_providers": _probe(_providers) if with_engine else "not probed",
         "gpu": _probe(_gpu),
         "checksums": _probe(_checksums),

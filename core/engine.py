@@ -182,6 +182,10 @@ class Engine:
         try:
             providers = providers or PREFERRED_PROVIDERS
             available = set(ort.get_available_providers())
+            from .deps import nvidia_gpu
+
+            if not nvidia_gpu():  # the GPU build lists CUDA without a GPU; asking for it only costs time
+                available -= {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
             providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
             so = ort.SessionOptions()
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -191,13 +195,17 @@ class Engine:
             int8 = model_dir / "encoder.int8.onnx"
             if precision not in ("auto", "float32", "int8"):
                 raise ModelError(f"Unknown precision '{precision}': auto, float32 or int8.")
-            experts = ort.InferenceSession(str(paths[1]), so, providers=providers)
+            from .session_cache import cpu_session
+
+            sha = json.loads((model_dir / "model.json").read_text()).get("files_sha256", {})
+            cpu = providers[0] == "CPUExecutionProvider"
+            experts = cpu_session(paths[1], sha.get("experts.onnx") if cpu else None, so, providers)
             on_cpu = experts.get_providers()[0] == "CPUExecutionProvider"  # the truth, not the available list
             if precision != "float32" and int8.is_file() and on_cpu:
                 accepted = json.loads((model_dir / "model.json").read_text()).get("int8_encoder", {}).get("accepted")
                 if precision == "int8" or accepted:
                     paths[0], chosen = int8, "int8"
-            sessions = [ort.InferenceSession(str(paths[0]), so, providers=providers), experts]
+            sessions = [cpu_session(paths[0], sha.get(paths[0].name) if cpu else None, so, providers), experts]
             kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
             expected = _metadata(sessions[1]).get("kb_checksum")
             if expected != kb.checksum:

@@ -93,6 +93,14 @@ class _Base(QgsProcessingAlgorithm):
             return layer_source(layer)
         except RsSageError as exc:
             raise QgsProcessingException(str(exc)) from exc
+        except Exception as exc:  # never a traceback in the user's face; the log keeps it
+            import traceback
+
+            from qgis.core import QgsMessageLog
+
+            QgsMessageLog.logMessage(traceback.format_exc(), "RS-SAGE")
+            raise QgsProcessingException(f"Unexpected error ({type(exc).__name__}: {exc}); details in the "
+                                         "RS-SAGE log (View > Panels > Log Messages).") from exc
 
     @staticmethod
     def _layer_view(source) -> dict:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from .errors import RsSageError
@@ -208,7 +208,7 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
         model_dir=str(engine.model_dir) if getattr(engine, "model_dir", None) else None,
         user_kb=str(engine.user_kb_dir) if getattr(engine, "user_kb_dir", None) else None,
         precision=getattr(engine, "precision", "float32"))
-    with (dask_client(params.scheduler) if client is None else _given(client)) as c:
+    with (dask_client(params.scheduler) if client is None else nullcontext(client)) as c:
         n_workers = max(1, len(c.scheduler_info().get("workers", {})))
         limit = IN_FLIGHT_PER_WORKER * n_workers
         chunks = _chunks(job.windows(skipped), TILES_PER_TASK)
@@ -253,7 +253,3 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
             raise
     return done
 
-
-@contextmanager
-def _given(client):
-    yield client

@@ -161,7 +161,7 @@ class Engine:
         from .text_encoder import shared_encoder
 
         ort.set_default_logger_severity(4)  # silence "CUDA not found" lines on CPU machines
-        ort.disable_telemetry_events()  # no telemetry events (its client can still resolve a host name)
+        ort.disable_telemetry_events()  # belt and braces: ORT_DISABLE_TELEMETRY (core/__init__) stops the client
         model_dir = Path(model_dir or MODEL_DIR)
         paths = [model_dir / "encoder.onnx", model_dir / "experts.onnx"]
         for p in paths:
@@ -197,13 +197,13 @@ class Engine:
                 raise ModelError(f"Unknown precision '{precision}': auto, float32 or int8.")
             from .session_cache import cpu_session
 
-            sha = json.loads((model_dir / "model.json").read_text()).get("files_sha256", {})
+            meta = json.loads((model_dir / "model.json").read_text())  # verified above
+            sha = meta.get("files_sha256", {})
             cpu = providers[0] == "CPUExecutionProvider"
             experts = cpu_session(paths[1], sha.get("experts.onnx") if cpu else None, so, providers)
             on_cpu = experts.get_providers()[0] == "CPUExecutionProvider"  # the truth, not the available list
             if precision != "float32" and int8.is_file() and on_cpu:
-                accepted = json.loads((model_dir / "model.json").read_text()).get("int8_encoder", {}).get("accepted")
-                if precision == "int8" or accepted:
+                if precision == "int8" or meta.get("int8_encoder", {}).get("accepted"):
                     paths[0], chosen = int8, "int8"
             sessions = [cpu_session(paths[0], sha.get(paths[0].name) if cpu else None, so, providers), experts]
             kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
@@ -383,7 +383,6 @@ class Engine:
 
 
 _shared: Engine | None = None
-
 _shared_lock = threading.Lock()
 
 

@@ -168,7 +168,8 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
     stretch = stretch or auto_stretch
     rule_text = rule.describe()
     encoded: list = []  # per tile: (tokens, queries) when cached, else None until encoded
-    images, keys, cached_keys, bounds, skipped = {}, {}, {}, [], 0
+    tile_keys: list = []  # per tile: its cache key (None without a cache)
+    images, bounds, skipped = {}, [], 0
     for n, (_r, _c, x, y, size) in enumerate(grid.windows()):
         if cancelled and cancelled():
             raise Cancelled()
@@ -185,16 +186,14 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
                 skipped += 1
                 continue
             images[len(encoded)] = rgb
-            keys[len(encoded)] = key
-        else:
-            cached_keys[len(encoded)] = key
         encoded.append(hit)
+        tile_keys.append(key)
         bounds.append(b)
         if progress:
             progress(50.0 * (n + 1) / grid.count)
     if not encoded:
         raise RsSageError(f"No tile of the region has {min_valid:.0%} valid pixels ({skipped} tiles "
-                          f"mostly nodata; nodata here: {rule.describe()}).")
+                          f"mostly nodata; nodata here: {rule_text}).")
     todo = sorted(images)
     for i in range(0, len(todo), 32):
         if cancelled and cancelled():
@@ -204,7 +203,7 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         for n, j in enumerate(part):
             encoded[j] = (tokens[n], queries[n])
             if cache is not None:
-                cache.put(keys[j], tokens[n], queries[n])
+                cache.put(tile_keys[j], tokens[n], queries[n])
         if progress:
             progress(50.0 + 40.0 * min(len(todo), i + 32) / len(todo))
     results, rural_urban = [], []
@@ -212,13 +211,14 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
     for i in range(0, len(encoded), 32):
         chunk = encoded[i:i + 32]
         tokens, queries = np.stack([t for t, _ in chunk]), np.stack([q for _, q in chunk])
-        scenes = None
-        if cache is not None:
-            tile_keys = [keys.get(j) or cached_keys[j] for j in range(i, i + len(chunk))]
-            scenes = [cache.scene(k, label_key) for k in tile_keys]
-            if any(sc is None for sc in scenes):
-                scenes = engine.classify_encoded(tokens, queries, list(label_key), 3)
-                for k, sc in zip(tile_keys, scenes, strict=True):
+        # The tiles' scene labels, once per chunk: from the cache, or classified here (and cached),
+        # then shared by every expert pass below.
+        chunk_keys = tile_keys[i:i + len(chunk)]
+        scenes = [cache.scene(k, label_key) for k in chunk_keys] if cache is not None else [None]
+        if any(sc is None for sc in scenes):
+            scenes = engine.classify_encoded(tokens, queries, list(label_key), 3)
+            if cache is not None:
+                for k, sc in zip(chunk_keys, scenes, strict=True):
                     cache.put_scene(k, label_key, sc)
         results += engine.ask_encoded(tokens, queries, parsed.text, list(label_key), scenes=scenes)
         if parsed.type == "open":  # a description says rural or urban too: one more cheap expert pass

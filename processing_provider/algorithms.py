@@ -35,7 +35,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..qgis_adapter.layer_source import layer_source
 from ..qgis_adapter.tile_features import tile_feature, tile_fields
-from .common import engine, gdal_path, parse_labels
+from .common import engine, parse_labels
 
 
 class _TileStyler(QgsProcessingLayerPostProcessorInterface):
@@ -88,25 +88,10 @@ class _Base(QgsProcessingAlgorithm):
         """The layer as the panel sees it: file, band mapping, hand-set stretch, user no-data."""
         from ..core.errors import RsSageError
 
-        gdal_path(layer)  # a clear message for a missing or non-GDAL layer
-        try:
+        try:  # the panel's own checks and messages (missing, invalid, not a GDAL layer)
             return layer_source(layer)
         except RsSageError as exc:
             raise QgsProcessingException(str(exc)) from exc
-        except Exception as exc:  # never a traceback in the user's face; the log keeps it
-            import traceback
-
-            from qgis.core import QgsMessageLog
-
-            QgsMessageLog.logMessage(traceback.format_exc(), "RS-SAGE")
-            raise QgsProcessingException(f"Unexpected error ({type(exc).__name__}: {exc}); details in the "
-                                         "RS-SAGE log (View > Panels > Log Messages).") from exc
-
-    @staticmethod
-    def _layer_view(source) -> dict:
-        """LabelParams fields that make the model see what the layer shows."""
-        stretch = (source.stretch_low, source.stretch_high) if source.stretch_low else None
-        return {"bands": source.bands, "stretch": stretch, "nodata": source.nodata}
 
     def _run_core(self, fn, feedback):
         from ..core.errors import RsSageError
@@ -118,6 +103,16 @@ class _Base(QgsProcessingAlgorithm):
             raise QgsProcessingException("Cancelled; no output was written.") from exc
         except RsSageError as exc:
             raise QgsProcessingException(str(exc)) from exc
+        except QgsProcessingException:
+            raise
+        except Exception as exc:  # never a traceback in the user's face; the log keeps it
+            import traceback
+
+            from qgis.core import QgsMessageLog
+
+            QgsMessageLog.logMessage(traceback.format_exc(), "RS-SAGE")
+            raise QgsProcessingException(f"Unexpected error ({type(exc).__name__}: {exc}); details in the "
+                                         "RS-SAGE log (View > Panels > Log Messages).") from exc
 
 
 class LabelRasterAlgorithm(_Base):
@@ -176,15 +171,15 @@ class LabelRasterAlgorithm(_Base):
         out_tif = self.parameterAsOutputLayer(parameters, "OUTPUT_RASTER", context) or None
         summary = self.parameterAsFileOutput(parameters, "OUTPUT_SUMMARY", context) or None
         params = LabelParams(
-            raster=source.path, out_gpkg=out, out_tif=out_tif, out_summary=summary,
+            out_gpkg=out, out_tif=out_tif, out_summary=summary,
             labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
             tile=self.parameterAsInt(parameters, "TILE", context),
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
-            mask=mask, extent=extent, **self._layer_view(source),
+            mask=mask, extent=extent, **source.label_params(),
             max_tiles=None if allow_large else LARGE_PLAN_TILES,
             scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip() or None)
-        eng = engine()
+        eng = self._run_core(engine, feedback)
         feedback.pushInfo(f"RS-SAGE model on {eng.device}")
         res = self._run_core(lambda: label_raster(params, eng, progress=feedback.setProgress,
                                                   cancelled=feedback.isCanceled), feedback)
@@ -234,11 +229,11 @@ class ClassifyExtentAlgorithm(_Base):
         if r.isEmpty():
             raise QgsProcessingException("The extent is empty.")
         params = LabelParams(
-            raster=source.path, out_gpkg=None,
+            out_gpkg=None,
             labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
             tile=self.parameterAsInt(parameters, "TILE", context),
-            extent=(r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()), **self._layer_view(source))
+            extent=(r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()), **source.label_params())
         res = self._run_core(lambda: label_raster(params, engine(), progress=feedback.setProgress,
                                                   cancelled=feedback.isCanceled), feedback)
         fields = tile_fields()
@@ -291,7 +286,7 @@ class AskRegionAlgorithm(_Base):
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields,
                                           source.wkbType(), source.sourceCrs())
         ct = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext())
-        eng = engine()
+        eng = self._run_core(engine, feedback)
         from ..core.tile_cache import EncodedTileCache
 
         cache = EncodedTileCache()  # overlapping regions share their tiles' encodings within this run

@@ -1,10 +1,10 @@
-"""Shared plumbing of the RS-SAGE algorithms: dependency check, engine, raster path, labels."""
+"""Shared plumbing of the RS-SAGE algorithms: dependency check, engine, labels."""
 
 from __future__ import annotations
 
 import importlib.util
 
-from qgis.core import QgsProcessingException, QgsRasterLayer
+from qgis.core import QgsProcessingException
 
 from ..core.status import RUNTIME_PACKAGES
 
@@ -29,17 +29,6 @@ def engine():
         return shared_engine()
     except RsSageError as exc:
         raise QgsProcessingException(str(exc)) from exc
-
-
-def gdal_path(layer: QgsRasterLayer) -> str:
-    if layer is None or not layer.isValid():
-        raise QgsProcessingException("The raster layer is missing or invalid.")
-    if layer.providerType() != "gdal":
-        raise QgsProcessingException(
-            f"'{layer.name()}' is a {layer.providerType()} layer; RS-SAGE reads rasters through "
-            "GDAL. Save it as a GeoTIFF (Export > Save As) and run on that."
-        )
-    return layer.source().split("|")[0]
 
 
 def parse_labels(text: str) -> list[str] | None:

@@ -38,6 +38,11 @@ class LayerSource:
         pairs = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(self.stretch_low, self.stretch_high, strict=True))
         return f"Contrast for the model: the layer's min/max set by hand ({pairs})."
 
+    def label_params(self) -> dict:
+        """The LabelParams fields that make the model see what the layer shows (panel and Processing)."""
+        stretch = (self.stretch_low, self.stretch_high) if self.stretch_low else None
+        return {"raster": self.path, "bands": self.bands, "stretch": stretch, "nodata": self.nodata}
+
     def stretch(self):
         if self.stretch_low is None:
             return None

@@ -163,3 +163,18 @@ def test_processing_output_gets_the_panels_style(provider, tmp_path):
     colours = dict(zip(["water", "forest", "road"], label_colours(["water", "forest", "road"]), strict=True))
     cats = {c.value(): c.symbol().color().getRgb()[:3] for c in renderer.categories() if c.value() in colours}
     assert cats and all(tuple(colours[k]) == v for k, v in cats.items())
+
+
+def test_an_unexpected_error_is_a_message_not_a_traceback(provider, tmp_path, monkeypatch):
+    import processing
+    import rs_sage.core.labeller as labeller
+    from qgis.core import QgsProcessingException
+
+    def broken(*_a, **_k):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(labeller, "label_raster", broken)
+    with pytest.raises(QgsProcessingException, match=r"Unexpected error \(KeyError: 'boom'\).*RS-SAGE log"):
+        processing.run("rs_sage:label_raster", {"INPUT": str(FIXTURES / "rgbn_clip.tif"), "GSD": 5, "TILE": 64,
+                                                "OUTPUT": str(tmp_path / "x.gpkg")})
+    assert not (tmp_path / "x.gpkg").exists()

@@ -49,10 +49,8 @@ def classify_work(source, extent, labels, gsd, tile, stride, max_tiles):
         from ..core.engine import shared_engine
         from ..core.labeller import LabelParams, label_raster
 
-        params = LabelParams(raster=source.path, out_gpkg=None, labels=labels,
-                             gsd=gsd, tile=tile, stride=stride, extent=extent, bands=source.bands,
-                             stretch=(source.stretch_low, source.stretch_high) if source.stretch_low else None,
-                             max_tiles=max_tiles, nodata=source.nodata)
+        params = LabelParams(out_gpkg=None, labels=labels, gsd=gsd, tile=tile, stride=stride, extent=extent,
+                             max_tiles=max_tiles, **source.label_params())
         return label_raster(params, shared_engine(), progress=progress, cancelled=cancelled)
 
     return work

@@ -6,8 +6,12 @@ Saves out/screenshot_landsat_<SHOT_TAG>.png and the panel's area table beside it
 only looked at: nothing here trains or tunes on it.
 """
 import os
+import sys
 
 import qgis.utils
+
+sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
+import shot_common  # noqa: E402
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import Qt, QTimer
 
@@ -28,12 +32,7 @@ dock.confirm_large = lambda n: True
 
 
 def when_idle(fn, delay=1500):
-    def poll():
-        if dock.task is not None:
-            QTimer.singleShot(300, poll)
-        else:
-            QTimer.singleShot(delay, fn)
-    QTimer.singleShot(300, poll)
+    shot_common.when_idle(dock, fn, delay)
 
 
 def classify():

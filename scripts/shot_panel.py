@@ -3,8 +3,12 @@
 Used by ``make screenshot``; the PNGs land in out/ and the README shows copies from docs/.
 """
 import os
+import sys
 
 import qgis.utils
+
+sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
+import shot_common  # noqa: E402
 from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle
 from qgis.PyQt.QtCore import Qt, QTimer
 
@@ -25,12 +29,7 @@ iface.mapCanvas().refresh()
 
 
 def when_idle(fn, delay=1500):
-    def poll():
-        if dock.task is not None:
-            QTimer.singleShot(300, poll)
-        else:
-            QTimer.singleShot(delay, fn)
-    QTimer.singleShot(300, poll)
+    shot_common.when_idle(dock, fn, delay)
 
 
 def classify():

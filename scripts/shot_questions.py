@@ -4,8 +4,12 @@ writing the answers to out/questions_<TAG>.txt. Settings from the environment:
 SHOT_LABELS (comma separated), SHOT_QUESTIONS ('|' separated), SHOT_TAG, optional SHOT_GSD and
 SHOT_TILE (default: what the panel picks from the layer)."""
 import os
+import sys
 
 import qgis.utils
+
+sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
+import shot_common  # noqa: E402
 from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import Qt, QTimer
 
@@ -23,12 +27,7 @@ log = []
 
 
 def when_idle(fn, delay=1500):
-    def poll():
-        if dock.task is not None:
-            QTimer.singleShot(300, poll)
-        else:
-            QTimer.singleShot(delay, fn)
-    QTimer.singleShot(300, poll)
+    shot_common.when_idle(dock, fn, delay)
 
 
 def setup():

@@ -88,9 +88,19 @@ class ParsedQuestion:
     relation: str = ""  # comparison: more, less or equal
 
 
-def _clean(thing: str) -> str:
+NOT_A_THING = {"", "the", "a", "an", "any", "some", "me", "it", "this", "that", "these", "those", "there",
+               "here", "them", "what", "which"}
+
+
+def _clean(thing: str, q: str = "") -> str:
+    """The thing a region question names, without articles or 'in this image'; refused when
+    nothing is left ('Where is the?', 'Show me'): answering about nothing would be made up."""
     thing = re.sub(r"^(the|a|an|any|some)\s+", "", thing.strip(" ?.!"))
-    return re.sub(SCOPE + r"\s*$", "", thing).strip(" ?.!")
+    thing = re.sub(SCOPE + r"\s*$", "", thing).strip(" ?.!")
+    if thing in NOT_A_THING:
+        raise RsSageError(f"'{q}' does not say what to look for. Name it, e.g. 'Where are the storage tanks?' "
+                          "or 'How much of this area is forest?'")
+    return thing
 
 
 def _region_question(q: str, low: str) -> ParsedQuestion | None:
@@ -100,7 +110,7 @@ def _region_question(q: str, low: str) -> ParsedQuestion | None:
                      r"(.+?) than (.+?)" + SCOPE + r"\s*[?.]?$", low))
     if m:
         rel = "more" if m.group(1) == "more" else "less"
-        return ParsedQuestion(q, "comparison", _clean(m.group(2)), _clean(m.group(3)), rel)
+        return ParsedQuestion(q, "comparison", _clean(m.group(2), q), _clean(m.group(3), q), rel)
     m = re.match(r"^is the (?:number|amount|area|share) of (.+?) (equal to|the same as|greater than|larger than|"
                  r"higher than|more than|smaller than|lower than|less than|fewer than) the (?:number|amount|area|"
                  r"share) of (.+?)" + SCOPE + r"\s*[?.]?$", low)
@@ -108,7 +118,7 @@ def _region_question(q: str, low: str) -> ParsedQuestion | None:
         word = m.group(2)
         rel = "equal" if word in ("equal to", "the same as") else (
             "more" if word.split()[0] in ("greater", "larger", "higher", "more") else "less")
-        return ParsedQuestion(q, "comparison", _clean(m.group(1)), _clean(m.group(3)), rel)
+        return ParsedQuestion(q, "comparison", _clean(m.group(1), q), _clean(m.group(3), q), rel)
     m = (re.match(r"^(?:how much|what (?:share|percentage|percent|fraction|proportion|part)) of (?:this|the) "
                   r"(?:area|region|image|scene|tile|place) (?:is|are) (?:covered (?:by|with) )?(.+?)\s*[?.]?$", low)
          or re.match(r"^how much (.+?) (?:is|are) (?:there|here|in (?:this|the) .+)\s*[?.]?$", low)
@@ -117,11 +127,11 @@ def _region_question(q: str, low: str) -> ParsedQuestion | None:
          or re.match(r"^what (?:share|percentage|percent|fraction|proportion) of (?:this|the) "
                      r"(?:area|region|image|scene) (?:is|are) (.+?)\s*[?.]?$", low))
     if m:
-        return ParsedQuestion(q, "share", _clean(m.group(1)))
+        return ParsedQuestion(q, "share", _clean(m.group(1), q))
     m = (re.match(r"^where (?:is|are) (.+?)(?: located| found| visible)?" + SCOPE + r"\s*[?.]?$", low)
          or re.match(r"^(?:show|highlight|find|locate) (?:me )?(?:where )?(.+?)" + SCOPE + r"\s*[?.]?$", low))
     if m:
-        return ParsedQuestion(q, "where", _clean(m.group(1)))
+        return ParsedQuestion(q, "where", _clean(m.group(1), q))
     return None
 
 

@@ -68,3 +68,10 @@ def test_engine_refuses_and_still_answers():
         engine.ask(tiles, "What colour are the roofs?")
     assert engine.ask(tiles, "Is there a river?")[0].answer in ("yes", "no")
     assert engine.ask(tiles, "Rural or urban?")[0].answer in ("rural", "urban")
+
+
+@pytest.mark.parametrize("question", ["How much of this area is ?", "Where is the ?", "Show me",
+                                      "Is there more the than a?", "Where are them?"])
+def test_region_questions_that_name_nothing_are_refused(question):
+    with pytest.raises(RsSageError, match="does not say what to look for"):
+        parse_question(question)

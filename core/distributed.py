@@ -60,18 +60,20 @@ class WorkerSpec:
     user_kb: str | None
     threads: int = 1
     precision: str = "float32"  # the client's image encoder, so workers answer exactly as it would
+    experts_precision: str = "float32"  # and its experts
 
 
 def _worker_engine(spec: WorkerSpec):
     """One engine per worker process, loaded at its first task and kept."""
     from .engine import Engine
 
-    key = (spec.model_dir, spec.user_kb, spec.views, spec.threads, spec.precision)
+    key = (spec.model_dir, spec.user_kb, spec.views, spec.threads, spec.precision, spec.experts_precision)
     with _worker_lock:
         if _worker_state.get("engine_key") != key:
             user_kb = spec.user_kb if spec.user_kb and os.path.isdir(spec.user_kb) else False
             _worker_state["engine"] = Engine.load(spec.model_dir, user_kb=user_kb, views=spec.views,
-                                                  threads=spec.threads, precision=spec.precision)
+                                                  threads=spec.threads, precision=spec.precision,
+                                                  experts_precision=spec.experts_precision)
             _worker_state["engine_key"] = key
             _worker_state["engine_loads"] = _worker_state.get("engine_loads", 0) + 1
         return _worker_state["engine"]
@@ -207,7 +209,8 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
         min_valid=params.min_valid, labels=tuple(job.labels), views=engine.views,
         model_dir=str(engine.model_dir) if getattr(engine, "model_dir", None) else None,
         user_kb=str(engine.user_kb_dir) if getattr(engine, "user_kb_dir", None) else None,
-        precision=getattr(engine, "precision", "float32"))
+        precision=getattr(engine, "precision", "float32"),
+        experts_precision=getattr(engine, "experts_precision", "float32"))
     with (dask_client(params.scheduler) if client is None else nullcontext(client)) as c:
         n_workers = max(1, len(c.scheduler_info().get("workers", {})))
         limit = IN_FLIGHT_PER_WORKER * n_workers

@@ -51,7 +51,8 @@ def _providers() -> dict:
 
     eng = Engine.load(user_kb=False)
     return {"available": ort.get_available_providers(), "used_by_encoder": eng.encoder.get_providers(),
-            "device": eng.device, "image_encoder_precision": eng.precision}
+            "device": eng.device, "image_encoder_precision": eng.precision,
+            "experts_precision": eng.experts_precision}
 
 
 def _checksums() -> dict:

@@ -148,13 +148,18 @@ class Engine:
         self.model_dir: Path | None = None
         self.user_kb_dir: Path | None = None
         self.precision = "float32"  # of the image encoder: "int8" when the quantised one is used
+        self.experts_precision = "float32"  # of the experts graph, likewise
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, kb_dir=None, user_kb=None,
              providers: list[str] | None = None, views: int = DEFAULT_VIEWS,
-             threads: int | None = None, precision: str = "auto") -> Engine:
-        """``precision``: "auto" takes the int8 image encoder on CPU when the model ships one that
-        passed its accuracy gate (``model.json`` ``int8_encoder.accepted``), else float32."""
+             threads: int | None = None, precision: str = "auto",
+             experts_precision: str | None = None) -> Engine:
+        """``precision``: "auto" takes the int8 image encoder and the int8 experts on CPU when the
+        model ships them and they passed their accuracy gates (``model.json``
+        ``int8_encoder.accepted``, ``int8_experts.accepted``), else float32; "int8" forces both
+        (where the files exist), "float32" neither. ``experts_precision`` overrides it for the
+        experts (a Dask worker reproducing exactly what its client runs)."""
         import onnxruntime as ort
 
         from .knowledge import KnowledgeBase
@@ -191,20 +196,27 @@ class Engine:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if threads:  # a Dask worker process: one core each, so N workers use N cores
                 so.intra_op_num_threads = so.inter_op_num_threads = int(threads)
-            chosen = "float32"
-            int8 = model_dir / "encoder.int8.onnx"
-            if precision not in ("auto", "float32", "int8"):
-                raise ModelError(f"Unknown precision '{precision}': auto, float32 or int8.")
+            chosen = experts_chosen = "float32"
+            int8, int8_experts = model_dir / "encoder.int8.onnx", model_dir / "experts.int8.onnx"
+            experts_precision = experts_precision or precision
+            for value in (precision, experts_precision):
+                if value not in ("auto", "float32", "int8"):
+                    raise ModelError(f"Unknown precision '{value}': auto, float32 or int8.")
             from .session_cache import cpu_session
 
             meta = json.loads((model_dir / "model.json").read_text())  # verified above
             sha = meta.get("files_sha256", {})
             cpu = providers[0] == "CPUExecutionProvider"
-            experts = cpu_session(paths[1], sha.get("experts.onnx") if cpu else None, so, providers)
+
+            def wanted(value: str, gate: str) -> bool:
+                return value == "int8" or (value == "auto" and bool(meta.get(gate, {}).get("accepted")))
+
+            if cpu and int8_experts.is_file() and wanted(experts_precision, "int8_experts"):
+                paths[1], experts_chosen = int8_experts, "int8"
+            experts = cpu_session(paths[1], sha.get(paths[1].name) if cpu else None, so, providers)
             on_cpu = experts.get_providers()[0] == "CPUExecutionProvider"  # the truth, not the available list
-            if precision != "float32" and int8.is_file() and on_cpu:
-                if precision == "int8" or meta.get("int8_encoder", {}).get("accepted"):
-                    paths[0], chosen = int8, "int8"
+            if int8.is_file() and on_cpu and wanted(precision, "int8_encoder"):
+                paths[0], chosen = int8, "int8"
             sessions = [cpu_session(paths[0], sha.get(paths[0].name) if cpu else None, so, providers), experts]
             kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
             expected = _metadata(sessions[1]).get("kb_checksum")
@@ -219,6 +231,7 @@ class Engine:
         eng = cls(sessions[0], sessions[1], kb, shared_encoder(), views)
         eng.model_dir = model_dir  # for Dask workers, which load the same files themselves
         eng.precision = chosen
+        eng.experts_precision = experts_chosen
         if user_kb is False:
             eng.user_kb_dir = None
         else:
@@ -295,7 +308,9 @@ class Engine:
         with self._labels_lock:
             cached = self._label_cache.get(key)
         if cached is None:
-            cached = self.text.encode(list(labels))
+            # "sandbeach" is embedded as "sand beach" (TextEncoder.split_joined); the label
+            # itself is kept as the user wrote it everywhere it is shown.
+            cached = self.text.encode([self.text.split_joined(lab) for lab in labels])
             with self._labels_lock:
                 self._label_cache[key] = cached
         return cached

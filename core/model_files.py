@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import ModelError
 
 MODEL_FILES = ("encoder.onnx", "experts.onnx")
-OPTIONAL_FILES = ("encoder.int8.onnx",)  # checked when present
+OPTIONAL_FILES = ("encoder.int8.onnx", "experts.int8.onnx")  # checked when present
 
 
 def file_digest(path: Path) -> str:

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature cache folder (default .cache/train[SIZE][_frozenN])")
     t.add_argument("--init-from", default=None, help="model.pt to fine-tune from")
     t.add_argument("--lr-scale", type=float, default=1.0, help="multiplies both learning rates")
+    t.add_argument("--distill-from", default=None,
+                   help="model.pt whose class probabilities, averaged over each training image's cached "
+                        "augmented views, every single view is also trained to match (self-distillation)")
 
     e = add("export", _export, "export a checkpoint to the two ONNX files")
     e.add_argument("--checkpoint", default=".checkpoints/full/model.pt")
@@ -116,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "('' to skip; skipped with a note when the file is missing)")
     ev.add_argument("--out", default="docs/results.md")
     ev.add_argument("--precision", choices=["auto", "float32", "int8"], default="auto",
-                    help="image encoder: the shipped default (auto), or force one")
+                    help="int8 image encoder and experts where their gates passed (auto), or force both")
     ev.add_argument("--ood", action="store_true",
                     help="only the out-of-domain suite (sensor shift, label wording, real rasters) -> docs/ood.json")
     ev.add_argument("--ood-tag", default="",

@@ -181,6 +181,7 @@ def evaluate(model_dir=None, limit=None, checkpoint: Path | None = None, views: 
         "date": datetime.date.today().isoformat(),
         "machine": machine_description(engine.device),
         "image_encoder_precision": engine.precision,
+        "experts_precision": engine.experts_precision,
         "model": engine.meta.get("variant"),
         "classification": classification_metrics(engine, tokens, queries, samples),
         "vqa": vqa_metrics(engine, tokens, queries, samples),

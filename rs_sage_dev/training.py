@@ -35,6 +35,9 @@ class TrainConfig:
     max_steps: int | None = None  # steps per epoch cap, for smoke runs only
     init_from: str | None = None  # model.pt to start from (a fine-tune), instead of the pretrained backbone alone
     lr_scale: float = 1.0  # multiplies both learning rates (a fine-tune wants a small one)
+    distill_from: str | None = None  # model.pt: its view-averaged class probabilities are soft targets
+    distill_weight: float = 1.0
+    distill_views: int = 4  # cached augmented views averaged for the teacher's targets
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -45,6 +48,7 @@ class TrainConfig:
             cfg.epochs = args.epochs
         cfg.init_from = getattr(args, "init_from", None)
         cfg.lr_scale = getattr(args, "lr_scale", 1.0)
+        cfg.distill_from = getattr(args, "distill_from", None)
         return cfg
 
 
@@ -185,6 +189,43 @@ class TrainData:
         self.broad_emb = [enc.encode(words) for words, _ in BROAD_CONCEPTS.values()]
         self.broad_targets = broad_targets()
         self.default_u = enc.encode([DEFAULT_QUESTION])[0]
+
+
+def teacher_targets(tc: TrainConfig, cfg, data: TrainData, kb_emb, out: Path):
+    """[n_train, n_classes] class probabilities of the ``distill_from`` model averaged over the
+    first ``distill_views`` cached augmented views of each training image (written once to
+    ``out/teacher.npy``, so a resumed run reuses them). A single view is trained to match what
+    the ensemble of views says: the view averaging the engine pays 4x for at inference, moved
+    into the weights."""
+    import torch
+
+    from .model import RsSageModel, retrieve_torch
+
+    path = out / "teacher.npy"
+    if path.is_file():
+        return np.load(path)
+    teacher = RsSageModel(cfg, pretrained=False)
+    teacher.load_state_dict(torch.load(tc.distill_from, weights_only=True)["model"])
+    teacher.eval()
+    feats = data.split["train"]["feats"]
+    names = torch.from_numpy(np.stack([p[0] for p in data.class_phr_emb]))
+    n = feats.shape[1]
+    probs = np.zeros((n, len(names)), np.float32)
+    t0 = time.time()
+    with torch.inference_mode():
+        scale = teacher.experts.logit_scale.exp().clamp(max=100)
+        for v in range(min(tc.distill_views, feats.shape[0])):
+            for i in range(0, n, 256):
+                x = torch.from_numpy(np.asarray(feats[v, i:i + 256], dtype=np.float32))
+                tokens, queries = teacher.encoder.from_stem(x)
+                u = torch.from_numpy(np.repeat(data.default_u[None], len(x), 0))
+                cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
+                emb, _, _ = teacher.experts(tokens, cues, scores, u)
+                probs[i:i + len(x)] += (scale * emb @ names.T).softmax(-1).numpy()
+            print(f"teacher view {v + 1}: {time.time() - t0:.0f} s", flush=True)
+    probs /= min(tc.distill_views, feats.shape[0])
+    np.save(path, probs)
+    return probs
 
 
 def _optimiser(tc: TrainConfig, backbone: list, rest: list, steps_per_epoch: int):
@@ -391,6 +432,8 @@ def train(tc: TrainConfig) -> Path:
     class_scene = torch.tensor([scene_rows[AID_LABEL_TEXT[c]] for c in AID_CLASSES])
     labels_all = torch.from_numpy(tr["labels"])
     broad_t = torch.from_numpy(data.broad_targets)
+    soft = torch.from_numpy(teacher_targets(tc, cfg, data, kb_emb, out)) if tc.distill_from else None
+    name_emb = torch.from_numpy(np.stack([p[0] for p in data.class_phr_emb]))
     for epoch in range(start_epoch, tc.epochs):
         rng, order, views = _epoch_order(tc, epoch, n, tr["feats"].shape[0])
         model.train()
@@ -428,6 +471,9 @@ def train(tc: TrainConfig) -> Path:
             loss_scene_cap = torch.nn.functional.cross_entropy(a_scale * emb @ cap.T, target)
             loss = (loss_cls + loss_ans + 0.3 * loss_align + 0.3 * loss_cap
                     + 0.3 * loss_broad + 0.2 * loss_scene_cap)
+            if soft is not None:
+                log_p = torch.log_softmax(scale * emb @ name_emb.T, -1)
+                loss = loss + tc.distill_weight * -(soft[idx] * log_p).sum(1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

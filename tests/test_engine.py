@@ -227,8 +227,42 @@ def test_int8_encoder_is_used_only_when_its_gate_passed_and_is_checksummed(tmp_p
     (models / "model.json").write_text(json.dumps(meta))
     assert Engine.load(models, user_kb=False).precision == "float32"
     assert Engine.load(models, user_kb=False, precision="int8").precision == "int8"
+    assert Engine.load(models, user_kb=False, precision="float32").experts_precision == "float32"
     data = bytearray((models / "encoder.int8.onnx").read_bytes())
     data[len(data) // 2] ^= 1
     (models / "encoder.int8.onnx").write_bytes(bytes(data))
     with pytest.raises(ModelError, match="checksum"):
         Engine.load(models, user_kb=False)
+
+
+def test_int8_experts_follow_their_own_gate_and_agree_with_float(tmp_path, tiles):
+    """The int8 experts are chosen only when their gate (int8 encoder + int8 experts against
+    float32) passed; they give the float experts' labels on real tiles, scores within 0.03, and
+    the same answers to questions; a Dask worker can ask for exactly the client's mix."""
+    import json
+    import shutil
+
+    from core.paths import MODEL_DIR
+
+    models = tmp_path / "models"
+    shutil.copytree(MODEL_DIR, models)
+    meta = json.loads((models / "model.json").read_text())
+    gate = meta["int8_experts"]
+    assert gate["gate_pt"] == 0.3
+    assert gate["accepted"] == (max(gate["drop_pt"].values()) <= gate["gate_pt"])
+    both = Engine.load(models, user_kb=False)
+    assert (both.precision, both.experts_precision) == ("int8", "int8" if gate["accepted"] else "float32")
+    mixed = Engine.load(models, user_kb=False, precision="int8", experts_precision="float32")
+    assert (mixed.precision, mixed.experts_precision) == ("int8", "float32")
+    forced = Engine.load(models, user_kb=False, precision="int8")
+    assert forced.experts_precision == "int8"
+    a, b = forced.classify(tiles, top_k=30), mixed.classify(tiles, top_k=30)
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.label == rb.label
+        sa, sb = dict(ra.top), dict(rb.top)
+        assert max(abs(sa[k] - sb[k]) for k in sa) < 0.03
+    for q in ("Is there a river?", "How many buildings are there?", "Is this a rural or an urban area?"):
+        assert [r.answer for r in forced.ask(tiles, q)] == [r.answer for r in mixed.ask(tiles, q)], q
+    meta["int8_experts"]["accepted"] = False
+    (models / "model.json").write_text(json.dumps(meta))
+    assert Engine.load(models, user_kb=False).experts_precision == "float32"

@@ -55,3 +55,25 @@ def test_damaged_text_encoder_is_refused(tmp_path, damage):
         (folder / MODEL_FILE).unlink()
     with pytest.raises(ModelError, match="checksum|missing"):
         TextEncoder(folder=folder).encode("water")
+
+
+def test_run_together_words_are_split_only_where_the_vocabulary_says_so():
+    """'sandbeach' is embedded as 'sand beach' (WordPiece would cut it into 'sand ##be ##ach');
+    known words, plurals of known words, short parts and multi-word labels stay as written."""
+    enc = TextEncoder()
+    assert enc.split_joined("sandbeach") == "sand beach"
+    assert enc.split_joined("Parkinglot") == "Parking lot"
+    assert enc.split_joined("storagetanks") == "storage tanks"
+    assert enc.split_joined("green  sandbeach") == "green sand beach"
+    for unchanged in ("farmland", "residents", "greenhouses", "churches", "builtup", "lakes and rivers",
+                      "built-up area", "solar-farm", "b2b", ""):
+        assert enc.split_joined(unchanged) == " ".join(unchanged.split()), unchanged
+
+
+def test_engine_embeds_a_run_together_label_as_its_split_words():
+    from core.engine import Engine
+
+    engine = Engine.load(user_kb=False)
+    joined, split = engine.label_embeddings(["sandbeach", "marina"]), engine.text.encode(["sand beach", "marina"])
+    np.testing.assert_allclose(joined, split, atol=1e-6)
+    assert float(engine.text.encode(["sandbeach"])[0] @ split[0]) < 0.99  # the split changes the vector

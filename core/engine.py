@@ -175,7 +175,7 @@ class Engine:
                                  "'python -m core export'.")
         from .model_files import verify
 
-        verify(model_dir)  # before onnxruntime parses anything
+        verify(model_dir, [])  # model.json readable and with checksums; each file is checked before it is parsed
         # The text encoder loads beside the image model and the first tiles (the first click needs
         # both): ~0.2-0.3 s saved. A thread still inside onnxruntime when the interpreter exits
         # crashes it, so it is joined on failure here and at exit (atexit) otherwise.
@@ -213,10 +213,12 @@ class Engine:
 
             if cpu and int8_experts.is_file() and wanted(experts_precision, "int8_experts"):
                 paths[1], experts_chosen = int8_experts, "int8"
+            verify(model_dir, [paths[1].name])
             experts = cpu_session(paths[1], sha.get(paths[1].name) if cpu else None, so, providers)
             on_cpu = experts.get_providers()[0] == "CPUExecutionProvider"  # the truth, not the available list
             if int8.is_file() and on_cpu and wanted(precision, "int8_encoder"):
                 paths[0], chosen = int8, "int8"
+            verify(model_dir, [paths[0].name])
             sessions = [cpu_session(paths[0], sha.get(paths[0].name) if cpu else None, so, providers), experts]
             kb = KnowledgeBase.load(kb_dir, user_dir=user_kb)
             expected = _metadata(sessions[1]).get("kb_checksum")

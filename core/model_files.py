@@ -34,8 +34,9 @@ def write_checksums(model_dir: Path) -> dict[str, str]:
     return meta["files_sha256"]
 
 
-def verify(model_dir: Path) -> None:
-    """Raise ModelError unless every model file matches its recorded checksum."""
+def verify(model_dir: Path, names: list[str] | None = None) -> None:
+    """Raise ModelError unless every model file (or only ``names``: the engine checks the files it
+    is about to load, not the float ones an int8 engine never opens) matches its recorded checksum."""
     sidecar = Path(model_dir) / "model.json"
     try:
         expected = json.loads(sidecar.read_text()).get("files_sha256")
@@ -44,7 +45,7 @@ def verify(model_dir: Path) -> None:
     if not expected:
         raise ModelError(f"{sidecar} records no checksums for the model files; re-export the model.")
     present = [n for n in OPTIONAL_FILES if (Path(model_dir) / n).is_file()]
-    for name in list(MODEL_FILES) + present:
+    for name in names if names is not None else list(MODEL_FILES) + present:
         if file_digest(Path(model_dir) / name) != expected.get(name):
             raise ModelError(f"{Path(model_dir) / name} does not match the checksum recorded at export "
                              "(damaged, truncated or modified); reinstall the plugin or re-export the model.")

@@ -49,7 +49,9 @@ def label_colours(labels: list[str], encoder=None) -> list[tuple[int, int, int]]
         encoder = shared_encoder()
     names = list(FAMILIES)
     family_emb = encoder.encode([FAMILIES[n][0] for n in names])
-    label_emb = encoder.encode(list(labels)) if labels else np.zeros((0, family_emb.shape[1]), np.float32)
+    split = getattr(encoder, "split_joined", None) or (lambda text: text)  # "sandbeach" as the engine reads it
+    label_emb = (encoder.encode([split(lab) for lab in labels]) if labels
+                 else np.zeros((0, family_emb.shape[1]), np.float32))
     sims = label_emb @ family_emb.T
     used: dict[str, int] = {}
     out = []

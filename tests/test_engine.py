@@ -232,7 +232,8 @@ def test_int8_encoder_is_used_only_when_its_gate_passed_and_is_checksummed(tmp_p
     data[len(data) // 2] ^= 1
     (models / "encoder.int8.onnx").write_bytes(bytes(data))
     with pytest.raises(ModelError, match="checksum"):
-        Engine.load(models, user_kb=False)
+        Engine.load(models, user_kb=False, precision="int8")
+    assert Engine.load(models, user_kb=False, precision="float32").precision == "float32"  # never opens it
 
 
 def test_int8_experts_follow_their_own_gate_and_agree_with_float(tmp_path, tiles):

@@ -113,8 +113,11 @@ def test_huge_image_is_refused_with_a_message(tmp_path, capsys):
     assert "more than one scene" in err and "core label" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("name, precision", [("experts.onnx", "float32"), ("experts.int8.onnx", "auto")])
 @pytest.mark.parametrize("damage", ["truncate", "flip", "no_checksums"])
-def test_damaged_model_files_are_refused_at_load(tmp_path, damage):
+def test_damaged_model_files_are_refused_at_load(tmp_path, damage, name, precision):
+    """The file an engine is about to load is checked (the float experts for a float32 engine,
+    the int8 ones for the default engine on CPU), before onnxruntime parses it."""
     import json
 
     from core.engine import Engine
@@ -123,7 +126,7 @@ def test_damaged_model_files_are_refused_at_load(tmp_path, damage):
 
     models = tmp_path / "models"
     shutil.copytree(MODEL_DIR, models)
-    experts = models / "experts.onnx"
+    experts = models / name
     data = bytearray(experts.read_bytes())
     if damage == "truncate":
         experts.write_bytes(data[: len(data) // 2])
@@ -135,7 +138,7 @@ def test_damaged_model_files_are_refused_at_load(tmp_path, damage):
         del meta["files_sha256"]
         (models / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="checksum|checksums"):
-        Engine.load(models, user_kb=False)
+        Engine.load(models, user_kb=False, precision=precision)
 
 
 def test_huge_plans_need_an_explicit_flag(tmp_path, capsys):

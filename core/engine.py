@@ -177,9 +177,12 @@ class Engine:
 
         verify(model_dir, [])  # model.json readable and with checksums; each file is checked before it is parsed
         # The text encoder loads beside the image model and the first tiles (the first click needs
-        # both): ~0.2-0.3 s saved. A thread still inside onnxruntime when the interpreter exits
-        # crashes it, so it is joined on failure here and at exit (atexit) otherwise.
-        text_loader = threading.Thread(target=shared_encoder().preload, name="rs_sage-text-preload", daemon=True)
+        # both): ~0.2-0.3 s saved; only its tokenizer when this machine's disk cache already holds
+        # embeddings (the session then loads at the first new text). A thread still inside
+        # onnxruntime when the interpreter exits crashes it, so it is joined on failure here and
+        # at exit (atexit) otherwise.
+        text_loader = threading.Thread(target=shared_encoder().preload, kwargs={"only_if_uncached": True},
+                                       name="rs_sage-text-preload", daemon=True)
         text_loader.start()
         import atexit
 
@@ -312,7 +315,8 @@ class Engine:
         if cached is None:
             # "sandbeach" is embedded as "sand beach" (TextEncoder.split_joined); the label
             # itself is kept as the user wrote it everywhere it is shown.
-            cached = self.text.encode([self.text.split_joined(lab) for lab in labels])
+            split = getattr(self.text, "split_joined", None) or (lambda text: text)  # any text encoder works
+            cached = self.text.encode([split(lab) for lab in labels])
             with self._labels_lock:
                 self._label_cache[key] = cached
         return cached

@@ -34,8 +34,9 @@ def main() -> int:
         idx = [i for i, c in enumerate(truth) if c in m]
         got = engine.classify_encoded(tokens[idx], queries[idx], sorted(set(m.values())), top_k=1)
         errors = Counter(f"{m[truth[i]]} -> {g.label}" for i, g in zip(idx, got, strict=True) if g.label != m[truth[i]])
-        print(f"{name:30s} {r['images']:4d} images  {100 * r['acc']:5.1f} %  AID names {100 * r['aid_names_acc']:5.1f} %  "
-              f"({100 * r['of_aid']:5.1f} %)  errors: {dict(errors.most_common(3))}")
+        print(f"{name:30s} {r['images']:4d} images  {100 * r['acc']:5.1f} %  "
+              f"AID names {100 * r['aid_names_acc']:5.1f} %  ({100 * r['of_aid']:5.1f} %)  "
+              f"errors: {dict(errors.most_common(3))}")
     return 0
 
 

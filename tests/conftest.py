@@ -15,6 +15,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PROJ_DATA", "/usr/share/proj")
+# Per-machine caches (optimised graphs, text embeddings) go to a folder of this test run, so
+# tests neither read what an earlier run or the user left in ~/.cache nor write there.
+if "RS_SAGE_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["RS_SAGE_CACHE"] = tempfile.mkdtemp(prefix="rs_sage_test_cache_")
 
 
 def _plugin_link() -> Path:

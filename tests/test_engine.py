@@ -238,8 +238,9 @@ def test_int8_encoder_is_used_only_when_its_gate_passed_and_is_checksummed(tmp_p
 
 def test_int8_experts_follow_their_own_gate_and_agree_with_float(tmp_path, tiles):
     """The int8 experts are chosen only when their gate (int8 encoder + int8 experts against
-    float32) passed; they give the float experts' labels on real tiles, scores within 0.03, and
-    the same answers to questions; a Dask worker can ask for exactly the client's mix."""
+    float32) passed; they give the float experts' labels on real tiles, scores within 0.03, the
+    same answers to questions, and the same scores whatever the batch; a Dask worker can ask
+    for exactly the client's mix."""
     import json
     import shutil
 
@@ -264,6 +265,12 @@ def test_int8_experts_follow_their_own_gate_and_agree_with_float(tmp_path, tiles
         assert max(abs(sa[k] - sb[k]) for k in sa) < 0.03
     for q in ("Is there a river?", "How many buildings are there?", "Is this a rural or an urban area?"):
         assert [r.answer for r in forced.ask(tiles, q)] == [r.answer for r in mixed.ask(tiles, q)], q
+    # A tile's scores must not depend on the other tiles of its batch (dynamic quantisation's
+    # per-run activation scale did: a Dask run then differed from a single-process one).
+    alone = [forced.classify([t], top_k=30)[0] for t in tiles]
+    for ra, rb in zip(a, alone, strict=True):
+        sa, sb = dict(ra.top), dict(rb.top)
+        assert max(abs(sa[k] - sb[k]) for k in sa) < 2e-4  # scores are rounded to 1e-4
     meta["int8_experts"]["accepted"] = False
     (models / "model.json").write_text(json.dumps(meta))
     assert Engine.load(models, user_kb=False).experts_precision == "float32"

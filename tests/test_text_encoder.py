@@ -38,8 +38,8 @@ def test_onnx_embeddings_match_transformers():
 
 def test_batching_and_cache_do_not_change_embeddings():
     texts = DEFAULT_LABELS + EDGE_CASES
-    one_by_one = np.stack([TextEncoder(cache_size=0, batch_size=1).encode(t)[0] for t in texts])
-    batched = TextEncoder(batch_size=7).encode(texts)
+    one_by_one = np.stack([TextEncoder(cache_size=0, batch_size=1, disk_cache=False).encode(t)[0] for t in texts])
+    batched = TextEncoder(batch_size=7, disk_cache=False).encode(texts)
     assert np.abs(one_by_one - batched).max() < 1e-5
 
 
@@ -54,7 +54,7 @@ def test_damaged_text_encoder_is_refused(tmp_path, damage):
     else:
         (folder / MODEL_FILE).unlink()
     with pytest.raises(ModelError, match="checksum|missing"):
-        TextEncoder(folder=folder).encode("water")
+        TextEncoder(folder=folder, disk_cache=False).encode("water")
 
 
 def test_run_together_words_are_split_only_where_the_vocabulary_says_so():
@@ -77,3 +77,24 @@ def test_engine_embeds_a_run_together_label_as_its_split_words():
     joined, split = engine.label_embeddings(["sandbeach", "marina"]), engine.text.encode(["sand beach", "marina"])
     np.testing.assert_allclose(joined, split, atol=1e-6)
     assert float(engine.text.encode(["sandbeach"])[0] @ split[0]) < 0.99  # the split changes the vector
+
+
+def test_disk_cache_answers_a_fresh_encoder_without_loading_the_model(tmp_path, monkeypatch):
+    """A second process (here: a second encoder) gets the same vectors from disk and never loads
+    the ONNX session; a damaged entry is ignored, recomputed and rewritten."""
+    monkeypatch.setenv("RS_SAGE_CACHE", str(tmp_path))
+    texts = ["water", "sand beach", "Is there a harbour?"]
+    reference = TextEncoder(disk_cache=False).encode(texts)
+    first = TextEncoder()
+    np.testing.assert_allclose(first.encode(texts), reference, atol=1e-6)
+    files = sorted(tmp_path.glob("text-*/*.npy"))
+    assert len(files) == 3
+    second = TextEncoder()
+    np.testing.assert_array_equal(second.encode(texts), first.encode(texts))
+    assert second._session is None  # answered from disk
+    assert second.split_joined("sandbeach") == "sand beach" and second._session is None  # tokenizer only
+    files[0].write_bytes(b"not an array")
+    third = TextEncoder()
+    np.testing.assert_allclose(third.encode(texts), reference, atol=1e-6)
+    assert third._session is not None  # one entry had to be computed again
+    assert np.load(files[0]).shape == (384,)

@@ -649,8 +649,9 @@ class RsSageDock(QDockWidget):
             from ..core.engine import shared_engine
 
             engine = shared_engine()
+            engine.text.preload()  # the session too: later new labels and questions need it
             if labels:
-                engine.label_embeddings(labels)  # the text encoder and this label list
+                engine.label_embeddings(labels)
             return True
 
         def done(result, error, cancelled):

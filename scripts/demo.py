@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "build" / "plugins"))  # the plugin as QGIS imports it
+sys.path.insert(0, str(ROOT / "build" / "plugins"))  # the plugin as QGIS imports it (styles)
+sys.path.insert(0, str(ROOT))  # rs_sage_dev and the core it imports (absolute imports)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-OUT = ROOT / "out"
+OUT = Path(os.environ.get("RS_SAGE_DEMO_OUT", ROOT / "out"))
 
 
 def render(labels: list[str], png: Path) -> None:
@@ -33,8 +34,8 @@ def render(labels: list[str], png: Path) -> None:
         QgsVectorLayer,
     )
     from qgis.PyQt.QtGui import QFont
-    from rs_sage.rs_sage_dev.demo import SAMPLE
     from rs_sage.ui.result_layers import style_classes
+    from rs_sage_dev.demo import SAMPLE
 
     project = QgsProject.instance()
     raster = QgsRasterLayer(str(SAMPLE), "Sample imagery (5 m RGB)")
@@ -81,8 +82,9 @@ def render(labels: list[str], png: Path) -> None:
 
 def main() -> int:
     from qgis.core import QgsApplication
-    from rs_sage.core.errors import RsSageError
-    from rs_sage.rs_sage_dev.demo import report, run_demo
+
+    from core.errors import RsSageError
+    from rs_sage_dev.demo import report, run_demo
 
     app = QgsApplication([], False)
     app.initQgis()

@@ -96,7 +96,7 @@ def report(qgis_version: str | None = None, with_engine: bool = True) -> dict:
         "paths": {"plugin": str(PROJECT_ROOT), "models": str(MODEL_DIR), "text_encoder": str(TEXT_ENCODER_DIR),
                   "knowledge_base": str(KB_DIR), "user_knowledge": str(user_kb_dir()),
                   "installed_dependencies": str(deps_dir(deps_base())),
-                  "optimised_graph_cache": str(_cache_dir())},
+                  "machine_cache (optimised graphs, text embeddings)": str(_cache_dir())},
         "onnxruntime_providers": _probe(_providers) if with_engine else "not probed",
         "gpu": _probe(_gpu),
         "checksums": _probe(_checksums),

@@ -198,7 +198,8 @@ class TextEncoder:
         """``text`` with run-together words split where the vocabulary says so: "sandbeach" ->
         "sand beach", "parkinglot" -> "parking lot". WordPiece cuts such a word into pieces
         ("sand", "##be", "##ach") whose embedding is far from either word, so a user's
-        "sandbeach" scored as "marina" (validation images: 26 of 31 beach images). A word is
+        "sandbeach" scored as "marina" (AID validation beach images with RSI-CB's names: 26 called
+        "marina", 3 "river"; ``scripts/wording_val.py --no-split``). A word is
         split only when it is not itself in the vocabulary and splits into two words that are,
         each at least 3 letters long (the split with the longer shorter part wins), and is not
         the plural of a word in the vocabulary."""

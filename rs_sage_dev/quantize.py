@@ -70,8 +70,9 @@ def quantize_encoder(out_dir: Path, n: int = 200) -> Path:
 
 def expert_feeds(n: int = 200, seed: int = 0, batch: int = 16) -> list[dict[str, np.ndarray]]:
     """Calibration inputs of the experts graph, made the way the engine makes them, from training
-    images only: the shipped encoder's tokens of one view per image, retrieval with the default
-    question and with one of the image's generated training questions."""
+    images only: the float32 encoder's tokens of one view per image (the int8 encoder's differ by
+    its rounding; the gate measures the pair that ships), retrieval with the default question and
+    with one generated training question."""
     from core.engine import Engine
 
     from .dataset import load_samples
@@ -98,9 +99,9 @@ def quantize_experts(out_dir: Path, model_dir: Path = MODEL_DIR, n: int = 200) -
     """Static int8 experts (QDQ, per-channel weights, MatMul/Gemm only; activation ranges
     calibrated on training images and questions) beside the shipped int8 encoder. The experts'
     GEMMs are small ([16 tokens, 384] x [384, 768]) and compute-bound in float32; VNNI int8 runs
-    them ~2.5x faster on this CPU. Static, not dynamic: dynamic quantisation takes one activation
-    scale per run, so a tile's scores changed (by up to 7e-4) with the other tiles of its batch,
-    and a Dask run no longer matched a single-process one. The ONNX metadata the engine reads
+    them 2x faster on this CPU (96 views: 58 -> 29 ms). Static, not dynamic: dynamic quantisation
+    takes one activation scale per run, so a tile's scores changed (by up to 0.0027) with the
+    other tiles of its batch, and a Dask run no longer matched a single-process one. The ONNX metadata the engine reads
     (answers, labels, knowledge-base checksum) is copied over: the quantiser drops it."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static

@@ -35,6 +35,7 @@ def render(labels: list[str], png: Path) -> None:
     )
     from qgis.PyQt.QtGui import QFont
     from rs_sage.ui.result_layers import style_classes
+
     from rs_sage_dev.demo import SAMPLE
 
     project = QgsProject.instance()

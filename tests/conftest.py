@@ -18,9 +18,12 @@ os.environ.setdefault("PROJ_DATA", "/usr/share/proj")
 # Per-machine caches (optimised graphs, text embeddings) go to a folder of this test run, so
 # tests neither read what an earlier run or the user left in ~/.cache nor write there.
 if "RS_SAGE_CACHE" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["RS_SAGE_CACHE"] = tempfile.mkdtemp(prefix="rs_sage_test_cache_")
+    atexit.register(shutil.rmtree, os.environ["RS_SAGE_CACHE"], ignore_errors=True)  # ~100 MB of graphs
 
 
 def _plugin_link() -> Path:

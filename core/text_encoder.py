@@ -26,6 +26,7 @@ MAX_TOKENS = 128
 MODEL_FILE = "minilm.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 SETTINGS_FILE = "text_encoder.json"
+DISK_CACHE_MAX = 20000  # entries (~1.7 KB each); past it the oldest tenth is dropped
 
 
 def verify_text_encoder(folder: Path) -> dict:
@@ -140,6 +141,7 @@ class TextEncoder:
             return
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            self._disk_trim(folder, len(fresh))
             for t, v in fresh.items():
                 dest = folder / self._entry_name(t)
                 tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -148,6 +150,19 @@ class TextEncoder:
                 tmp.replace(dest)
         except OSError:  # a read-only or full home: the memory cache still works
             pass
+
+    @staticmethod
+    def _disk_trim(folder: Path, adding: int) -> None:
+        """Keep the folder under DISK_CACHE_MAX entries: drop the least recently written tenth."""
+        entries = [e for e in os.scandir(folder) if e.name.endswith(".npy")]
+        if len(entries) + adding <= DISK_CACHE_MAX:
+            return
+        entries.sort(key=lambda e: e.stat().st_mtime)
+        for e in entries[:max(adding, DISK_CACHE_MAX // 10)]:
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass
 
     def encode(self, texts: list[str] | str) -> np.ndarray:
         """Embeddings [N, 384] (float32, unit length) in the order given."""

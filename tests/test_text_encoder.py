@@ -98,3 +98,28 @@ def test_disk_cache_answers_a_fresh_encoder_without_loading_the_model(tmp_path, 
     np.testing.assert_allclose(third.encode(texts), reference, atol=1e-6)
     assert third._session is not None  # one entry had to be computed again
     assert np.load(files[0]).shape == (384,)
+
+
+def test_disk_cache_stays_bounded(tmp_path, monkeypatch):
+    """Past DISK_CACHE_MAX entries the oldest are dropped; what was just written stays."""
+    import os
+    import time
+
+    import core.text_encoder as te
+
+    monkeypatch.setenv("RS_SAGE_CACHE", str(tmp_path))
+    monkeypatch.setattr(te, "DISK_CACHE_MAX", 20)
+    enc = TextEncoder()
+    enc.encode([f"label {i}" for i in range(18)])
+    folder = next(tmp_path.glob("text-*"))
+    old = time.time() - 3600
+    for f in folder.glob("*.npy"):
+        os.utime(f, (old, old))
+    enc.encode([f"new label {i}" for i in range(5)])
+    files = list(folder.glob("*.npy"))
+    # 18 + 5 would pass 20: the 5 oldest go (at least a tenth), the 5 new ones are written
+    assert len(files) == 18
+    assert sum(f.stat().st_mtime < old + 1 for f in files) == 13
+    fresh = TextEncoder()
+    fresh.encode([f"new label {i}" for i in range(5)])
+    assert fresh._session is None  # the newest entries survived the trim

@@ -313,10 +313,11 @@ class Engine:
         with self._labels_lock:
             cached = self._label_cache.get(key)
         if cached is None:
-            # "sandbeach" is embedded as "sand beach" (TextEncoder.split_joined); the label
-            # itself is kept as the user wrote it everywhere it is shown.
-            split = getattr(self.text, "split_joined", None) or (lambda text: text)  # any text encoder works
-            cached = self.text.encode([split(lab) for lab in labels])
+            # "sandbeach" is embedded as "sand beach"; the label itself is kept as the user wrote
+            # it everywhere it is shown.
+            from .text_encoder import label_texts
+
+            cached = self.text.encode(label_texts(self.text, list(labels)))
             with self._labels_lock:
                 self._label_cache[key] = cached
         return cached

@@ -43,14 +43,13 @@ MIN_SIMILARITY = 0.34  # below this a label is "like nothing here" and keeps a c
 
 def label_colours(labels: list[str], encoder=None) -> list[tuple[int, int, int]]:
     """One RGB colour per label, in order; the same labels always get the same colours."""
-    if encoder is None:
-        from .text_encoder import shared_encoder
+    from .text_encoder import label_texts, shared_encoder
 
+    if encoder is None:
         encoder = shared_encoder()
     names = list(FAMILIES)
     family_emb = encoder.encode([FAMILIES[n][0] for n in names])
-    split = getattr(encoder, "split_joined", None) or (lambda text: text)  # "sandbeach" as the engine reads it
-    label_emb = (encoder.encode([split(lab) for lab in labels]) if labels
+    label_emb = (encoder.encode(label_texts(encoder, list(labels))) if labels  # as the engine reads them
                  else np.zeros((0, family_emb.shape[1]), np.float32))
     sims = label_emb @ family_emb.T
     used: dict[str, int] = {}

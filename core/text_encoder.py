@@ -29,8 +29,9 @@ SETTINGS_FILE = "text_encoder.json"
 DISK_CACHE_MAX = 20000  # entries (~1.7 KB each); past it the oldest tenth is dropped
 
 
-def verify_text_encoder(folder: Path) -> dict:
-    """The folder's settings, after checking both files against their recorded sha256."""
+def verify_text_encoder(folder: Path, names: tuple[str, ...] = (MODEL_FILE, TOKENIZER_FILE)) -> dict:
+    """The folder's settings, after checking the files (both, or only ``names``: the tokenizer
+    alone is enough to split labels) against their recorded sha256."""
     from .model_files import file_digest
 
     settings_path = folder / SETTINGS_FILE
@@ -40,7 +41,7 @@ def verify_text_encoder(folder: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"The text encoder settings {settings_path} are missing or unreadable ({exc}); "
                          "reinstall the plugin or run 'python -m core export-text'.") from exc
-    for name in (MODEL_FILE, TOKENIZER_FILE):
+    for name in names:
         path = folder / name
         if not path.is_file():
             raise ModelError(f"Text encoder file missing: {path}. Reinstall the plugin or run "
@@ -196,17 +197,8 @@ class TextEncoder:
         if self._vocab is None:
             from tokenizers import Tokenizer
 
-            from .model_files import file_digest
-
-            path = self._folder / TOKENIZER_FILE
-            try:
-                expected = json.loads((self._folder / SETTINGS_FILE).read_text())["files_sha256"][TOKENIZER_FILE]
-            except (OSError, ValueError, KeyError, TypeError):
-                expected = None
-            if expected is None or not path.is_file() or file_digest(path) != expected:
-                self._load()  # raises the full, clear message
-                return self._tokenizer
-            self._vocab = Tokenizer.from_file(str(path))
+            verify_text_encoder(self._folder, (TOKENIZER_FILE,))
+            self._vocab = Tokenizer.from_file(str(self._folder / TOKENIZER_FILE))
         return self._vocab
 
     def split_joined(self, text: str) -> str:
@@ -255,6 +247,13 @@ class TextEncoder:
         with self._lock:
             self._session = self._tokenizer = self._vocab = None
             self._cache.clear()
+
+
+def label_texts(encoder, labels: list[str]) -> list[str]:
+    """The texts an encoder embeds for these labels: run-together words split
+    (``TextEncoder.split_joined``) when the encoder can; any other encoder gets them as written."""
+    split = getattr(encoder, "split_joined", None)
+    return [split(lab) for lab in labels] if split else list(labels)
 
 
 _shared: TextEncoder | None = None

@@ -35,31 +35,42 @@ def calibration_images(n: int = 200, seed: int = 0) -> list[np.ndarray]:
             for i in sorted(pick)]
 
 
-def quantize_encoder(out_dir: Path, n: int = 200) -> Path:
+def _quantize_static(source: Path, dest: Path, feeds, **options) -> None:
+    """QDQ int8 with per-channel weights, calibrated on ``feeds`` (an iterable of input dicts).
+    The ONNX metadata the engine reads (input size, answers, labels, knowledge-base checksum) is
+    carried over whether or not the quantiser keeps it."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    pre = dest.with_name(dest.stem + ".pre.onnx")
+    quant_pre_process(str(source), str(pre))
+    quantize_static(str(pre), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, **options)
+    pre.unlink()
+    src, q = onnx.load(str(source)), onnx.load(str(dest))
+    have = {p.key for p in q.metadata_props}
+    missing = [p for p in src.metadata_props if p.key not in have]
+    if missing:
+        for prop in missing:
+            q.metadata_props.add(key=prop.key, value=prop.value)
+        onnx.save(q, str(dest))
+
+
+def quantize_encoder(out_dir: Path, n: int = 200) -> Path:
     from core.model_files import write_checksums
 
     out_dir.mkdir(parents=True, exist_ok=True)
     images = calibration_images(n)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(images)
-
-        def get_next(self):
-            img = next(self.it, None)
-            if img is None:
-                return None
-            x = img.astype(np.float32).transpose(2, 0, 1)[None]
-            return {"image": np.ascontiguousarray(x)}
-
-    pre = out_dir / "encoder.pre.onnx"
-    quant_pre_process(str(MODEL_DIR / "encoder.onnx"), str(pre))
-    quantize_static(str(pre), str(out_dir / "encoder.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    pre.unlink()
+    feeds = ({"image": np.ascontiguousarray(img.astype(np.float32).transpose(2, 0, 1)[None])} for img in images)
+    _quantize_static(MODEL_DIR / "encoder.onnx", out_dir / "encoder.onnx", feeds)
     shutil.copy(MODEL_DIR / "experts.onnx", out_dir / "experts.onnx")
     meta = json.loads((MODEL_DIR / "model.json").read_text())
     meta["encoder_precision"] = f"int8 (static, QDQ, per-channel; {len(images)} training images)"
@@ -101,37 +112,12 @@ def quantize_experts(out_dir: Path, model_dir: Path = MODEL_DIR, n: int = 200) -
     GEMMs are small ([16 tokens, 384] x [384, 768]) and compute-bound in float32; VNNI int8 runs
     them 2x faster on this CPU (96 views: 58 -> 29 ms). Static, not dynamic: dynamic quantisation
     takes one activation scale per run, so a tile's scores changed (by up to 0.0027) with the
-    other tiles of its batch, and a Dask run no longer matched a single-process one. The ONNX metadata the engine reads
-    (answers, labels, knowledge-base checksum) is copied over: the quantiser drops it."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
+    other tiles of its batch, and a Dask run no longer matched a single-process one."""
     from core.model_files import write_checksums
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    feeds = expert_feeds(n)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(feeds)
-
-        def get_next(self):
-            return next(self.it, None)
-
-    pre = out_dir / "experts.pre.onnx"
-    quant_pre_process(str(model_dir / "experts.onnx"), str(pre))
     dest = out_dir / "experts.onnx"
-    quantize_static(str(pre), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["MatMul", "Gemm"])
-    pre.unlink()
-    src, q = onnx.load(str(model_dir / "experts.onnx")), onnx.load(str(dest))
-    have = {p.key for p in q.metadata_props}
-    for prop in src.metadata_props:
-        if prop.key not in have:
-            q.metadata_props.add(key=prop.key, value=prop.value)
-    onnx.save(q, str(dest))
+    _quantize_static(model_dir / "experts.onnx", dest, expert_feeds(n), op_types_to_quantize=["MatMul", "Gemm"])
     encoder = model_dir / "encoder.int8.onnx"
     shutil.copy(encoder if encoder.is_file() else model_dir / "encoder.onnx", out_dir / "encoder.onnx")
     meta = json.loads((model_dir / "model.json").read_text())

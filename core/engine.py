@@ -17,6 +17,7 @@ import numpy as np
 from .errors import ModelError, RsSageError
 from .paths import MODEL_DIR
 from .question_parse import parse_question
+from .shared import ProcessShared
 
 BATCH = 64
 # Views averaged per image: overhead imagery has no "up", so the model is asked about rotated
@@ -404,26 +405,19 @@ class Engine:
         return out
 
 
-_shared: Engine | None = None
-_shared_lock = threading.Lock()
+_shared: ProcessShared[Engine] = ProcessShared(lambda: Engine.load())
 
 
 def shared_engine() -> Engine:
     """One engine per process for the plugin and the algorithms: loading costs seconds."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = Engine.load()
-        return _shared
+    return _shared.get()
 
 
 def release_shared_engine() -> None:
     """Drop the shared engine and text encoder (plugin unload): their sessions hold ~150 MB."""
-    global _shared
     from .text_encoder import release_shared_encoder
 
-    with _shared_lock:
-        _shared = None
+    _shared.release()
     release_shared_encoder()
     from .tile_cache import shared_tile_cache
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import ModelError
 from .paths import TEXT_ENCODER_DIR
+from .shared import ProcessShared
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
@@ -256,22 +257,13 @@ def label_texts(encoder, labels: list[str]) -> list[str]:
     return [split(lab) for lab in labels] if split else list(labels)
 
 
-_shared: TextEncoder | None = None
-_shared_lock = threading.Lock()
+_shared: ProcessShared[TextEncoder] = ProcessShared(TextEncoder, TextEncoder.close)
 
 
 def shared_encoder() -> TextEncoder:
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = TextEncoder()
-        return _shared
+    return _shared.get()
 
 
 def release_shared_encoder() -> None:
     """Free the shared encoder's memory; the next ``shared_encoder()`` loads it again."""
-    global _shared
-    with _shared_lock:
-        if _shared is not None:
-            _shared.close()
-        _shared = None
+    _shared.release()

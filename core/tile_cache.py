@@ -15,6 +15,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .shared import ProcessShared
+
 DEFAULT_MAX_BYTES = 256 * 2**20  # about 850 tiles with 4 views
 
 
@@ -84,14 +86,9 @@ class EncodedTileCache:
         return self._bytes
 
 
-_shared: EncodedTileCache | None = None
-_shared_lock = threading.Lock()
+_shared: ProcessShared[EncodedTileCache] = ProcessShared(EncodedTileCache)
 
 
 def shared_tile_cache() -> EncodedTileCache:
     """The panel's cache (one per QGIS process)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = EncodedTileCache()
-        return _shared
+    return _shared.get()

@@ -33,10 +33,10 @@ def test_unload_removes_everything(loaded_plugin, recording_iface):
     # the modules the plugin's unload will find (earlier tests may have reloaded the package)
     engine_module, text_encoder = sys.modules["rs_sage.core.engine"], sys.modules["rs_sage.core.text_encoder"]
     action, dock = loaded_plugin.action, loaded_plugin.dock
-    engine_module._shared = object()  # as if the panel had loaded the model
+    engine_module._shared._value = object()  # as if the panel had loaded the model
     text_encoder.shared_encoder()
     assert qgis.utils.unloadPlugin("rs_sage")
-    assert engine_module._shared is None and text_encoder._shared is None  # sessions released
+    assert engine_module._shared.current is None and text_encoder._shared.current is None  # sessions released
     assert action not in recording_iface.toolbar.actions()
     assert "&RS-SAGE" not in recording_iface.menus
     assert dock not in recording_iface.docks

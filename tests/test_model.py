@@ -43,3 +43,35 @@ def test_training_refuses_a_cache_made_with_another_cut(tmp_path):
     (tmp_path / "stem.json").write_text(json.dumps(stem_settings("efficientnet-lite0", 160, 3)))
     check_cache(tmp_path, tc, "efficientnet-lite0")
     assert default_cache(160, 3) != default_cache(160) != default_cache(192)
+
+
+def test_soup_averages_float_weights_and_keeps_step_counters():
+    from rs_sage_dev.soup import average_state_dicts
+
+    a = {"w": torch.tensor([1.0, 3.0]), "bn.num_batches_tracked": torch.tensor(7)}
+    b = {"w": torch.tensor([3.0, 5.0]), "bn.num_batches_tracked": torch.tensor(9)}
+    out = average_state_dicts([a, b])
+    assert torch.equal(out["w"], torch.tensor([2.0, 4.0]))
+    assert int(out["bn.num_batches_tracked"]) == 7
+    with pytest.raises(RsSageError, match="same network"):
+        average_state_dicts([a, {"w": torch.zeros(3), "bn.num_batches_tracked": torch.tensor(1)}])
+
+
+def test_soup_refuses_ingredients_with_another_config():
+    from rs_sage_dev.soup import check_compatible
+
+    base = {"config": {"dim": 256}, "answers": ["yes"], "kb_checksum": "x"}
+    check_compatible({"a": base, "b": dict(base)})
+    with pytest.raises(RsSageError, match="kb_checksum"):
+        check_compatible({"a": base, "b": {**base, "kb_checksum": "y"}})
+
+
+def test_greedy_soup_keeps_only_ingredients_that_do_not_lower_the_score():
+    from rs_sage_dev.soup import greedy_order
+
+    # a soup's score: the best single one plus one per "good" extra, minus two per "bad" extra
+    def score_of(names):
+        return 10 + sum(1 if n.startswith("good") else -2 for n in names[1:])
+
+    kept, score = greedy_order({"best": 10, "bad": 9, "good1": 8, "good2": 7}, score_of)
+    assert kept == ["best", "good1", "good2"] and score == 12

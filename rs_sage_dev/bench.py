@@ -391,10 +391,10 @@ def bench_eager(raster: str, engine, tile: int, n: int, ort_tiles_per_s: float) 
 
     ckpt = PROJECT_ROOT / ".checkpoints" / "full" / "model.pt"
     if ckpt.is_file():
-        model, _ = load_checkpoint(ckpt)
+        model, _ = load_checkpoint(ckpt, engine.input_size)
         weights = "trained checkpoint"
     else:  # speed does not depend on the weights; say which were used
-        model = RsSageModel(ModelConfig.from_dict(engine.meta["config"])).eval()
+        model = RsSageModel(ModelConfig.from_dict({**engine.meta["config"], "input_size": engine.input_size})).eval()
         weights = "architecture of the shipped model, ImageNet backbone (no checkpoint here)"
     torch.set_num_threads(2)
     ds = open_raster(raster)

@@ -159,7 +159,7 @@ def torch_agreement(engine, images, samples, checkpoint: Path) -> dict:
 
     if not checkpoint.is_file():
         return {"checkpoint": str(checkpoint), "skipped": "checkpoint not found"}
-    model, _ = load_checkpoint(checkpoint)
+    model, _ = load_checkpoint(checkpoint, engine.input_size)
     pred = []
     for i in range(0, len(images), 64):
         pred += torch_scene_probs(model, engine, engine._preprocess(images[i:i + 64]),

@@ -18,12 +18,18 @@ DEFAULT_GSD_M = 4.0
 DEFAULT_QUESTION = "What type of scene is this?"
 
 
-def load_checkpoint(path: str | Path):
+def load_checkpoint(path: str | Path, input_size: int | None = None):
+    """The model of a checkpoint, in eval mode, and the checkpoint. ``input_size``: run the same
+    weights at another input (the engine's, when it differs from training's; ``fixres``)."""
     import torch
 
     from .model import ModelConfig, RsSageModel
 
     ck = torch.load(path, map_location="cpu", weights_only=True)
+    if input_size is not None and input_size != ck["config"]["input_size"]:
+        from .fixres import resized_checkpoint
+
+        ck = resized_checkpoint(ck, input_size)
     cfg = ModelConfig.from_dict(ck["config"])
     model = RsSageModel(cfg, pretrained=False)
     model.load_state_dict(ck["model"])

@@ -23,7 +23,12 @@ import numpy as np
 from core.paths import MODEL_DIR
 
 
-def calibration_images(n: int = 200, seed: int = 0) -> list[np.ndarray]:
+def input_size(model_dir: Path = MODEL_DIR) -> int:
+    return int(json.loads((Path(model_dir) / "model.json").read_text())["input_size"])
+
+
+def calibration_images(n: int = 200, seed: int = 0, size: int = 160) -> list[np.ndarray]:
+    """``n`` training images (never validation or test), resized whole to the model input."""
     from PIL import Image
 
     from .dataset import image_path, load_samples
@@ -31,7 +36,7 @@ def calibration_images(n: int = 200, seed: int = 0) -> list[np.ndarray]:
     train = [s for s in load_samples() if s.split == "train"]
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(train), size=min(n, len(train)), replace=False)
-    return [np.asarray(Image.open(image_path(train[i])).convert("RGB").resize((160, 160), Image.BILINEAR))
+    return [np.asarray(Image.open(image_path(train[i])).convert("RGB").resize((size, size), Image.BILINEAR))
             for i in sorted(pick)]
 
 
@@ -64,22 +69,24 @@ def _quantize_static(source: Path, dest: Path, feeds, **options) -> None:
         onnx.save(q, str(dest))
 
 
-def quantize_encoder(out_dir: Path, n: int = 200) -> Path:
+def quantize_encoder(out_dir: Path, n: int = 200, model_dir: Path = MODEL_DIR) -> Path:
+    """int8 encoder (from ``model_dir``'s float one) beside its float experts in ``out_dir``."""
     from core.model_files import write_checksums
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    images = calibration_images(n)
+    images = calibration_images(n, size=input_size(model_dir))
     feeds = ({"image": np.ascontiguousarray(img.astype(np.float32).transpose(2, 0, 1)[None])} for img in images)
-    _quantize_static(MODEL_DIR / "encoder.onnx", out_dir / "encoder.onnx", feeds)
-    shutil.copy(MODEL_DIR / "experts.onnx", out_dir / "experts.onnx")
-    meta = json.loads((MODEL_DIR / "model.json").read_text())
+    _quantize_static(model_dir / "encoder.onnx", out_dir / "encoder.onnx", feeds)
+    shutil.copy(model_dir / "experts.onnx", out_dir / "experts.onnx")
+    meta = json.loads((model_dir / "model.json").read_text())
     meta["encoder_precision"] = f"int8 (static, QDQ, per-channel; {len(images)} training images)"
     (out_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     write_checksums(out_dir)
     return out_dir / "encoder.onnx"
 
 
-def expert_feeds(n: int = 200, seed: int = 0, batch: int = 16) -> list[dict[str, np.ndarray]]:
+def expert_feeds(n: int = 200, seed: int = 0, batch: int = 16,
+                 model_dir: Path = MODEL_DIR) -> list[dict[str, np.ndarray]]:
     """Calibration inputs of the experts graph, made the way the engine makes them, from training
     images only: the float32 encoder's tokens of one view per image (the int8 encoder's differ by
     its rounding; the gate measures the pair that ships), retrieval with the default question and
@@ -89,8 +96,8 @@ def expert_feeds(n: int = 200, seed: int = 0, batch: int = 16) -> list[dict[str,
     from .dataset import load_samples
     from .questions import generate
 
-    engine = Engine.load(user_kb=False, views=1, precision="float32")
-    images = calibration_images(n, seed)
+    engine = Engine.load(model_dir, user_kb=False, views=1, precision="float32")
+    images = calibration_images(n, seed, engine.input_size)
     train = [s for s in load_samples() if s.split == "train"]
     rng = np.random.default_rng(seed)
     questions = sorted({it.question for it in generate([train[i] for i in rng.choice(len(train), 300, False)])})
@@ -117,7 +124,8 @@ def quantize_experts(out_dir: Path, model_dir: Path = MODEL_DIR, n: int = 200) -
 
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / "experts.onnx"
-    _quantize_static(model_dir / "experts.onnx", dest, expert_feeds(n), op_types_to_quantize=["MatMul", "Gemm"])
+    _quantize_static(model_dir / "experts.onnx", dest, expert_feeds(n, model_dir=model_dir),
+                     op_types_to_quantize=["MatMul", "Gemm"])
     encoder = model_dir / "encoder.int8.onnx"
     shutil.copy(encoder if encoder.is_file() else model_dir / "encoder.onnx", out_dir / "encoder.onnx")
     meta = json.loads((model_dir / "model.json").read_text())
@@ -190,10 +198,11 @@ def install_experts(measured_dir: Path, eval_dir: Path, model_dir: Path = MODEL_
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--experts":
-        print(quantize_experts(Path(sys.argv[2])))
+    if sys.argv[1] == "--experts":  # OUT_DIR [FLOAT_MODEL_DIR]
+        print(quantize_experts(Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else MODEL_DIR))
     elif sys.argv[1] == "--install-experts":  # MEASURED_DIR EVAL_DIR [FLOAT32_OOD_JSON]
         f32 = Path(sys.argv[4]) if len(sys.argv) > 4 else None
         print(json.dumps(install_experts(Path(sys.argv[2]), Path(sys.argv[3]), float32_ood=f32)["drop_pt"], indent=1))
-    else:
-        print(quantize_encoder(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 200))
+    else:  # OUT_DIR [N] [FLOAT_MODEL_DIR]
+        print(quantize_encoder(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 200,
+                               Path(sys.argv[3]) if len(sys.argv) > 3 else MODEL_DIR))

@@ -75,3 +75,23 @@ def test_greedy_soup_keeps_only_ingredients_that_do_not_lower_the_score():
 
     kept, score = greedy_order({"best": 10, "bad": 9, "good1": 8, "good2": 7}, score_of)
     assert kept == ["best", "good1", "good2"] and score == 12
+
+
+def test_same_weights_run_at_a_larger_input():
+    """fixres: only the non-persistent pooling matrices depend on the input size, so a checkpoint
+    trained at 160 px loads strictly into the 192 px network and gives the same token layout."""
+    from rs_sage_dev.fixres import resized_checkpoint
+    from rs_sage_dev.model import RsSageModel
+
+    ck = {"model": RsSageModel(ModelConfig(), pretrained=False).state_dict(),
+          "config": ModelConfig().to_dict(), "train": {"variant": "full"}}
+    big = resized_checkpoint(ck, 192)
+    assert big["config"]["input_size"] == 192 and ck["config"]["input_size"] == 160
+    assert big["train"]["fixres_from"] == 160
+    model = RsSageModel(ModelConfig.from_dict(big["config"]), pretrained=False).eval()
+    model.load_state_dict(big["model"])
+    with torch.inference_mode():
+        tokens, queries = model.encoder(torch.rand(2, 3, 192, 192) * 2 - 1)
+    assert tokens.shape == (2, 3, 16, 384) and queries.shape == (2, 3, 384)
+    with pytest.raises(RsSageError, match="multiple of 32"):
+        resized_checkpoint(ck, 200)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import RsSageError
 from .palette import CATEGORICAL
-from .raster import Stretch, default_rgb_bands, open_raster, read_valid_tile
+from .raster import Stretch, band_order_note, default_rgb_bands, open_raster, read_valid_tile
 from .tile_schema import TILE_FIELDS, TileRecord, tile_attributes
 from .tiling import make_grid, metres_per_unit
 from .valid_pixels import PixelRule, UserNoData, valid_stretch
@@ -72,7 +72,6 @@ class LabelParams:
     max_tiles: int | None = None  # refuse larger runs with a clear message
     scheduler: str | None = None  # Dask: "local", "local:N" or "tcp://host:8786" (None: this process)
     cog: bool = False  # write the class GeoTIFF as a Cloud-Optimised GeoTIFF
-    notes: list[str] = field(default_factory=list)  # set by ``plan``: what was adjusted and why
 
 
 @dataclass
@@ -389,7 +388,19 @@ def check_outputs(params: LabelParams) -> None:
             raise RsSageError(f"The {what} {path} exists and cannot be replaced (read-only).")
 
 
-def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] = (2.0, 32.0)):
+@dataclass
+class Plan:
+    """What ``plan`` found: the open raster, its tiles at the chosen scale, and what was adjusted
+    (returned, not written into the parameters, so a reused ``LabelParams`` carries no stale notes)."""
+    ds: object  # gdal.Dataset
+    gt: tuple
+    srs: object  # osr.SpatialReference or None
+    grid: object  # tiling.Grid
+    gsd: float
+    notes: list[str] = field(default_factory=list)
+
+
+def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] = (2.0, 32.0)) -> Plan:
     """Open the raster and compute the grid; cheap, so UIs can show a tile count first."""
     validate_params(params)
     ds = open_raster(params.raster)
@@ -399,7 +410,6 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
     srs = ds.GetSpatialRef()
     native_m = native_gsd(ds, gt, srs)
     gsd, note = tile_gsd(params.gsd, native_m, engine_gsd, gsd_range)
-    params.notes = [note] if note else []
     x0, y0, w, h = 0.0, 0.0, float(ds.RasterXSize), float(ds.RasterYSize)
     if params.extent is not None:
         xmin, ymin, xmax, ymax = params.extent
@@ -416,7 +426,7 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
         raise RsSageError(f"This would make {grid.count:,} tiles (limit {params.max_tiles:,}); use a coarser "
                           "scale, a smaller extent, or raise the limit (CLI: --max-tiles N or --allow-large; "
                           "Processing: 'Allow very large runs').")
-    return ds, gt, srs, grid, gsd
+    return Plan(ds, gt, srs, grid, gsd, [note] if note else [])
 
 
 def label_raster(params: LabelParams, engine=None,
@@ -441,8 +451,10 @@ def label_raster(params: LabelParams, engine=None,
         gdal.SetCacheMax(GDAL_CACHE_BYTES)
     engine = engine or Engine.load()
     labels = engine.check_labels(params.labels) if params.labels else list(engine.default_labels)
-    ds, gt, srs, grid, gsd = plan(params, float(engine.meta.get("default_gsd_m", 4.0)),
-                                  tuple(engine.meta.get("gsd_range_m", (2.0, 32.0))))
+    p = plan(params, float(engine.meta.get("default_gsd_m", 4.0)), tuple(engine.meta.get("gsd_range_m", (2.0, 32.0))))
+    ds, gt, srs, grid, gsd, notes = p.ds, p.gt, p.srs, p.grid, p.gsd, list(p.notes)
+    if not params.bands and (guessed := band_order_note(ds)):
+        notes.append(guessed)
     bands = params.bands or default_rgb_bands(ds)
     if any(b < 1 or b > ds.RasterCount for b in bands) or len(bands) != 3:
         raise RsSageError(f"Bands {bands} are not three bands of this {ds.RasterCount}-band raster.")
@@ -489,7 +501,7 @@ def label_raster(params: LabelParams, engine=None,
     return LabelResult(tiles=grid.count, labelled=done, skipped_nodata=skipped["nodata"],
                        skipped_mask=skipped["mask"], seconds=time.perf_counter() - t0, gsd=gsd,
                        summary=summary, outputs=outputs, device=engine.device,
-                       nodata_rule=rule.describe(), uncertain=sum(uncertain.values()), notes=params.notes,
+                       nodata_rule=rule.describe(), uncertain=sum(uncertain.values()), notes=notes,
                        stretch=([float(v) for v in stretch.low], [float(v) for v in stretch.high]),
                        records=writer.records or [], colours=dict(zip(labels, colours, strict=True)))
 

@@ -59,6 +59,23 @@ def default_rgb_bands(ds) -> list[int]:
     return [1, 2, 3]
 
 
+def band_order_note(ds) -> str | None:
+    """A note when ``default_rgb_bands`` had to guess: three or more bands and no colour
+    interpretation saying which are red, green and blue (a Landsat B2-B3-B4 stack read as 1,2,3
+    shows blue as red and the model sees false colours without any error)."""
+    from osgeo import gdal
+
+    n = ds.RasterCount
+    if n < 3:
+        return None
+    have = {ds.GetRasterBand(i).GetColorInterpretation() for i in range(1, n + 1)}
+    if {gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand} <= have:
+        return None
+    return (f"The raster does not say which of its {n} bands are red, green and blue; bands 1, 2, 3 were "
+            "read as R, G, B. If they are not (a Landsat or Sentinel-2 stack is often blue, green, red), "
+            "give the band numbers (--bands R G B, or the layer's band mapping in QGIS).")
+
+
 def percentile_stretch(ds, bands: list[int], low_pct: float = 2, high_pct: float = 98,
                        user_nodata: UserNoData | None = None) -> Stretch:
     """Per-band percentile stretch from the valid pixels only (see ``valid_pixels``)."""

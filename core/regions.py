@@ -161,8 +161,8 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         raise RsSageError("The region is empty; draw a polygon or rectangle with an area.")
     params = LabelParams(raster=raster, out_gpkg="", gsd=gsd, tile=tile, extent=geometry.bounds,
                          max_tiles=max_tiles)
-    ds, gt, _srs, grid, tile_gsd_m = plan(params, float(engine.meta.get("default_gsd_m", 4.0)),
-                                 tuple(engine.meta.get("gsd_range_m", (2.0, 32.0))))
+    p = plan(params, float(engine.meta.get("default_gsd_m", 4.0)), tuple(engine.meta.get("gsd_range_m", (2.0, 32.0))))
+    ds, gt, grid, tile_gsd_m = p.ds, p.gt, p.grid, p.gsd
     bands = bands or default_rgb_bands(ds)
     auto_stretch, rule = valid_stretch(ds, bands, nodata)
     stretch = stretch or auto_stretch

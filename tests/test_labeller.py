@@ -150,3 +150,24 @@ def test_label_cli(tmp_path, views):
     assert out["labelled"] == 4 and out["outputs"]["gpkg"].endswith("l.gpkg")
     assert out["views"] == (int(views) if views else 4)
     assert (tmp_path / "l.tif").is_file()
+
+
+def test_a_guessed_band_order_is_said_not_silent(engine, tmp_path):
+    """Three bands without colour interpretation (a Landsat B-G-R stack, for one) are read as
+    R, G, B; the result says so and how to change it. Declared RGB or given bands: no note."""
+    from osgeo import gdal
+
+    src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
+    bare = str(tmp_path / "bgr.tif")
+    ds = gdal.Translate(bare, src, bandList=[3, 2, 1])
+    for i in (1, 2, 3):
+        ds.GetRasterBand(i).SetColorInterpretation(gdal.GCI_Undefined)
+    ds = None
+
+    def notes(raster, bands=None):
+        p = LabelParams(raster, None, gsd=5, tile=64, bands=bands, labels=["water", "trees", "houses"])
+        return label_raster(p, engine).notes
+
+    assert any("which of its 3 bands are red, green and blue" in n for n in notes(bare))
+    assert not any("red, green and blue" in n for n in notes(bare, [3, 2, 1]))
+    assert not any("red, green and blue" in n for n in notes(str(FIXTURES / "rgbn_clip.tif")))

@@ -1,6 +1,7 @@
 """Shared by the screenshot scripts that desktop QGIS runs with --code (scripts/shot_*.py)."""
 
-from qgis.PyQt.QtCore import QTimer
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import Qt, QTimer
 
 
 def when_idle(dock, fn, delay=1500):
@@ -11,3 +12,15 @@ def when_idle(dock, fn, delay=1500):
         else:
             QTimer.singleShot(delay, fn)
     QTimer.singleShot(300, poll)
+
+
+def raster_layer():
+    """The project's raster layer (the one SHOT_RASTER opened)."""
+    return next(lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer))
+
+
+def frame(iface, dock, layer, width=430):
+    """The same framing in every screenshot: the dock ``width`` px wide and the map on ``layer``."""
+    iface.mainWindow().resizeDocks([dock], [width], Qt.Horizontal)
+    iface.mapCanvas().setExtent(layer.extent())
+    iface.mapCanvas().refresh()

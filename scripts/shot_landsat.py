@@ -12,8 +12,8 @@ import qgis.utils
 
 sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
 import shot_common  # noqa: E402
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
-from qgis.PyQt.QtCore import Qt, QTimer
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import QTimer
 
 OUT = os.environ.get("SHOT_OUT", "out")
 TAG = os.environ.get("SHOT_TAG", "after")
@@ -22,7 +22,7 @@ plugin = qgis.utils.plugins["rs_sage"]
 plugin.action.setChecked(True)
 dock = plugin.dock
 iface.mainWindow().resize(1440, 900)
-layer = next(lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer))
+layer = shot_common.raster_layer()
 dock.layer_combo.setLayer(layer)
 dock.gsd.setValue(30.0)
 dock.tile.setValue(128)
@@ -36,9 +36,7 @@ def when_idle(fn, delay=1500):
 
 
 def classify():
-    iface.mainWindow().resizeDocks([dock], [430], Qt.Horizontal)
-    iface.mapCanvas().setExtent(layer.extent())
-    iface.mapCanvas().refresh()
+    shot_common.frame(iface, dock, layer)
     dock.classify_button.click()
     when_idle(done, 3000)
 

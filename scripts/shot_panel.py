@@ -9,7 +9,7 @@ import qgis.utils
 
 sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
 import shot_common  # noqa: E402
-from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.core import QgsApplication, QgsGeometry, QgsRectangle
 from qgis.PyQt.QtCore import Qt, QTimer
 
 OUT = os.environ.get("SHOT_OUT", "out")
@@ -19,7 +19,7 @@ plugin.action.setChecked(True)
 dock = plugin.dock
 iface.mainWindow().resize(1440, 900)
 iface.mainWindow().resizeDocks([dock], [430], Qt.Horizontal)
-layer = next(lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer))
+layer = shot_common.raster_layer()
 dock.layer_combo.setLayer(layer)
 dock.gsd.setValue(3.0)
 dock.tile.setValue(128)
@@ -33,9 +33,7 @@ def when_idle(fn, delay=1500):
 
 
 def classify():
-    iface.mainWindow().resizeDocks([dock], [430], Qt.Horizontal)
-    iface.mapCanvas().setExtent(layer.extent())
-    iface.mapCanvas().refresh()
+    shot_common.frame(iface, dock, layer)
     dock.update_estimate()
     dock.classify_button.click()
     when_idle(after_classify, 3000)

@@ -10,8 +10,8 @@ import qgis.utils
 
 sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
 import shot_common  # noqa: E402
-from qgis.core import QgsApplication, QgsGeometry, QgsProject, QgsRasterLayer
-from qgis.PyQt.QtCore import Qt, QTimer
+from qgis.core import QgsApplication, QgsGeometry
+from qgis.PyQt.QtCore import QTimer
 
 OUT = os.environ.get("SHOT_OUT", "out")
 TAG = os.environ.get("SHOT_TAG", "questions")
@@ -21,7 +21,7 @@ plugin = qgis.utils.plugins["rs_sage"]
 plugin.action.setChecked(True)
 dock = plugin.dock
 iface.mainWindow().resize(1440, 900)
-layer = next(lyr for lyr in QgsProject.instance().mapLayers().values() if isinstance(lyr, QgsRasterLayer))
+layer = shot_common.raster_layer()
 dock.confirm_large = lambda n: True
 log = []
 
@@ -31,9 +31,7 @@ def when_idle(fn, delay=1500):
 
 
 def setup():
-    iface.mainWindow().resizeDocks([dock], [400], Qt.Horizontal)
-    iface.mapCanvas().setExtent(layer.extent())
-    iface.mapCanvas().refresh()
+    shot_common.frame(iface, dock, layer, 400)
     dock.layer_combo.setLayer(None)
     dock.layer_combo.setLayer(layer)  # the panel picks scale and tile size from the layer
     if os.environ.get("SHOT_GSD"):

@@ -1,5 +1,6 @@
 """Shared by the screenshot scripts that desktop QGIS runs with --code (scripts/shot_*.py)."""
 
+import qgis.utils
 from qgis.core import QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import Qt, QTimer
 
@@ -12,6 +13,15 @@ def when_idle(dock, fn, delay=1500):
         else:
             QTimer.singleShot(delay, fn)
     QTimer.singleShot(300, poll)
+
+
+def open_dock():
+    """(iface, dock): the RS-SAGE panel shown in a 1440 x 900 window, as in every screenshot."""
+    iface = qgis.utils.iface
+    plugin = qgis.utils.plugins["rs_sage"]
+    plugin.action.setChecked(True)
+    iface.mainWindow().resize(1440, 900)
+    return iface, plugin.dock
 
 
 def raster_layer():

@@ -8,8 +8,6 @@ only looked at: nothing here trains or tunes on it.
 import os
 import sys
 
-import qgis.utils
-
 sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
 import shot_common  # noqa: E402
 from qgis.core import QgsApplication
@@ -17,11 +15,7 @@ from qgis.PyQt.QtCore import QTimer
 
 OUT = os.environ.get("SHOT_OUT", "out")
 TAG = os.environ.get("SHOT_TAG", "after")
-iface = qgis.utils.iface
-plugin = qgis.utils.plugins["rs_sage"]
-plugin.action.setChecked(True)
-dock = plugin.dock
-iface.mainWindow().resize(1440, 900)
+iface, dock = shot_common.open_dock()
 layer = shot_common.raster_layer()
 dock.layer_combo.setLayer(layer)
 dock.gsd.setValue(30.0)

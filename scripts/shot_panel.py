@@ -5,19 +5,13 @@ Used by ``make screenshot``; the PNGs land in out/ and the README shows copies f
 import os
 import sys
 
-import qgis.utils
-
 sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
 import shot_common  # noqa: E402
 from qgis.core import QgsApplication, QgsGeometry, QgsRectangle
 from qgis.PyQt.QtCore import Qt, QTimer
 
 OUT = os.environ.get("SHOT_OUT", "out")
-iface = qgis.utils.iface
-plugin = qgis.utils.plugins["rs_sage"]
-plugin.action.setChecked(True)
-dock = plugin.dock
-iface.mainWindow().resize(1440, 900)
+iface, dock = shot_common.open_dock()
 iface.mainWindow().resizeDocks([dock], [430], Qt.Horizontal)
 layer = shot_common.raster_layer()
 dock.layer_combo.setLayer(layer)

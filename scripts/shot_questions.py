@@ -6,8 +6,6 @@ SHOT_TILE (default: what the panel picks from the layer)."""
 import os
 import sys
 
-import qgis.utils
-
 sys.path.insert(0, os.path.dirname(os.environ["SHOT_CODE"]))  # QGIS --code runs this file by path
 import shot_common  # noqa: E402
 from qgis.core import QgsApplication, QgsGeometry
@@ -16,11 +14,7 @@ from qgis.PyQt.QtCore import QTimer
 OUT = os.environ.get("SHOT_OUT", "out")
 TAG = os.environ.get("SHOT_TAG", "questions")
 QUESTIONS = [q for q in os.environ.get("SHOT_QUESTIONS", "What is in this region?").split("|") if q]
-iface = qgis.utils.iface
-plugin = qgis.utils.plugins["rs_sage"]
-plugin.action.setChecked(True)
-dock = plugin.dock
-iface.mainWindow().resize(1440, 900)
+iface, dock = shot_common.open_dock()
 layer = shot_common.raster_layer()
 dock.confirm_large = lambda n: True
 log = []

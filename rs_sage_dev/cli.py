@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--variant", default="full")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--input-size", type=int, default=160, help="model input in px (multiple of 32)")
+    t.add_argument("--backbone", default="efficientnet-lite0", choices=["efficientnet-lite0", "efficientnet-lite2"],
+                   help="ImageNet backbone from its registry package")
     t.add_argument("--frozen-blocks", type=int, default=None,
                    help="backbone blocks kept frozen and cached (default: through stage 3, 5 for Lite0)")
     t.add_argument("--cache", default=None,

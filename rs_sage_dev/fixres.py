@@ -78,14 +78,14 @@ def measure(checkpoint: str, sizes: list[int], out: Path, split: str = "val") ->
     base = ModelConfig.from_dict(ck["config"])
     kb = KnowledgeBase.load(user_dir=False)
     kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
-    data = TrainData(Path(default_cache(base.input_size, base.frozen_blocks)), kb)
+    data = TrainData(Path(default_cache(base.input_size, base.frozen_blocks, base.backbone)), kb)
     images = data.split[split]["images"]
     log: dict = {"checkpoint": checkpoint, "split": split, "n": len(images), "sizes": {}}
     for size in sizes:
         sized = resized_checkpoint(ck, size)
         model = RsSageModel(ModelConfig.from_dict(sized["config"]), pretrained=False)
         model.load_state_dict(sized["model"])
-        feats = clean_features(split, size, base.frozen_blocks, out / "features")
+        feats = clean_features(split, size, base.frozen_blocks, out / "features", base.backbone)
         if json.loads((out / "features" / f"stem_{split}_{size}.json").read_text()) != images:
             raise RsSageError("The feature cache lists other images than the training cache.")
         data.split[split]["feats"] = feats

@@ -92,7 +92,7 @@ def build(ingredients: dict[str, str], out: Path, cache: str | None = None) -> d
     kb_emb = [torch.from_numpy(kb.embeddings[kb.level_rows[lv]]) for lv in KB_LEVELS]
     first = next(iter(checkpoints.values()))
     cfg = ModelConfig.from_dict(first["config"])
-    data = TrainData(Path(cache or default_cache(cfg.input_size, cfg.frozen_blocks)), kb)
+    data = TrainData(Path(cache or default_cache(cfg.input_size, cfg.frozen_blocks, cfg.backbone)), kb)
     model = RsSageModel(cfg, pretrained=False)
 
     def val_correct(state: dict) -> tuple[int, dict]:

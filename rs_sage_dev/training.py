@@ -31,6 +31,7 @@ class TrainConfig:
     variant: str = "full"
     cache: str = str(CACHE)
     input_size: int = 160
+    backbone: str = "efficientnet-lite0"
     frozen_blocks: int | None = None  # backbone blocks kept frozen (None: through stage 3)
     max_steps: int | None = None  # steps per epoch cap, for smoke runs only
     init_from: str | None = None  # model.pt to start from (a fine-tune), instead of the pretrained backbone alone
@@ -41,9 +42,10 @@ class TrainConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+        backbone = getattr(args, "backbone", None) or "efficientnet-lite0"
         cfg = cls(out=args.out, seed=args.seed, variant=args.variant, input_size=args.input_size,
-                  frozen_blocks=args.frozen_blocks,
-                  cache=args.cache or default_cache(args.input_size, args.frozen_blocks))
+                  frozen_blocks=args.frozen_blocks, backbone=backbone,
+                  cache=args.cache or default_cache(args.input_size, args.frozen_blocks, backbone))
         if args.epochs:
             cfg.epochs = args.epochs
         cfg.init_from = getattr(args, "init_from", None)
@@ -52,9 +54,12 @@ class TrainConfig:
         return cfg
 
 
-def default_cache(input_size: int = 160, frozen_blocks: int | None = None) -> str:
+def default_cache(input_size: int = 160, frozen_blocks: int | None = None,
+                  backbone: str = "efficientnet-lite0") -> str:
     """.cache/train for the first model's settings, a suffixed sibling for any other."""
     name = str(CACHE) if input_size == 160 else f"{CACHE}{input_size}"
+    if backbone != "efficientnet-lite0":
+        name += "_" + backbone.removeprefix("efficientnet-")
     return name if frozen_blocks is None else f"{name}_frozen{frozen_blocks}"
 
 
@@ -75,10 +80,11 @@ def check_cache(cache: Path, tc: TrainConfig, backbone: str) -> None:
                           "pass another --cache folder.")
 
 
-def variant_config(variant: str, n_answers: int, input_size: int = 160, frozen_blocks: int | None = None):
+def variant_config(variant: str, n_answers: int, input_size: int = 160, frozen_blocks: int | None = None,
+                   backbone: str = "efficientnet-lite0"):
     from .model import ModelConfig
 
-    cfg = ModelConfig(n_answers=n_answers, input_size=input_size, frozen_blocks=frozen_blocks)
+    cfg = ModelConfig(backbone=backbone, n_answers=n_answers, input_size=input_size, frozen_blocks=frozen_blocks)
     if variant == "no_retrieval":
         cfg.retrieval = False
     elif variant == "shared_expert":
@@ -397,8 +403,8 @@ def train(tc: TrainConfig) -> Path:
     if not (cache / "stem_train.npy").is_file():
         from .prepare import prepare
 
-        prepare(cache, size=tc.input_size, frozen_blocks=tc.frozen_blocks)
-    check_cache(cache, tc, "efficientnet-lite0")
+        prepare(cache, backbone=tc.backbone, size=tc.input_size, frozen_blocks=tc.frozen_blocks)
+    check_cache(cache, tc, tc.backbone)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     kb = KnowledgeBase.load(user_dir=False)
@@ -406,7 +412,7 @@ def train(tc: TrainConfig) -> Path:
     data = TrainData(cache, kb)
     if tc.variant == "baseline":
         return train_baseline(tc, data, out)
-    cfg = variant_config(tc.variant, len(data.answers), tc.input_size, tc.frozen_blocks)
+    cfg = variant_config(tc.variant, len(data.answers), tc.input_size, tc.frozen_blocks, tc.backbone)
     torch.manual_seed(tc.seed)
     model = RsSageModel(cfg)
     if tc.init_from:

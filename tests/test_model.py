@@ -95,3 +95,16 @@ def test_same_weights_run_at_a_larger_input():
     assert tokens.shape == (2, 3, 16, 384) and queries.shape == (2, 3, 384)
     with pytest.raises(RsSageError, match="multiple of 32"):
         resized_checkpoint(ck, 200)
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "efficientnet-lite2"])
+def test_levels_are_stride_8_16_32_for_every_backbone(backbone):
+    """The fine and object levels are the ends of the stride-8 and stride-16 stages, whatever the
+    backbone's depth (Lite2 repeats its stages more than Lite0)."""
+    enc = Encoder(ModelConfig(backbone=backbone), pretrained=False).eval()
+    with torch.inference_mode():
+        fine, obj, scene = enc.top(enc.stem(torch.rand(1, 3, 160, 160) * 2 - 1))
+    assert [t.shape[-1] for t in (fine, obj, scene)] == [20, 10, 5]
+    assert enc.stem(torch.rand(1, 3, 160, 160)).shape[-1] == 20  # the stem ends at the fine level
+    if backbone != "efficientnet-lite0":
+        assert default_cache(160, None, backbone) != default_cache(160)  # features of its own

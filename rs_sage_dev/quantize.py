@@ -1,8 +1,9 @@
 """int8 versions of the two ONNX graphs, each offered only after an accuracy gate.
 
 * image encoder: static quantisation (QDQ, per-channel weights) calibrated on training images
-  (never test): ``python -m rs_sage_dev.quantize OUT_DIR [N]`` writes OUT_DIR with that encoder,
-  the float experts and a model.json with checksums;
+  (never test): ``python -m rs_sage_dev.quantize OUT_DIR [N] [FLOAT_DIR]`` writes OUT_DIR with
+  that encoder, the float experts and a model.json with checksums (FLOAT_DIR: another model's
+  float graphs instead of the shipped ones; calibration images at that model's input size);
 * experts: static quantisation of their MatMuls (QDQ, per-channel weights, activation ranges
   calibrated on training images and questions): ``python -m rs_sage_dev.quantize --experts OUT_DIR`` writes OUT_DIR with
   the shipped int8 encoder *and* int8 experts, so that the gate measures the whole int8 engine
@@ -197,28 +198,9 @@ def install_experts(measured_dir: Path, eval_dir: Path, model_dir: Path = MODEL_
                         "(int8 encoder and int8 experts together, against float32)")
 
 
-def install_pair(int8_dir: Path, eval_float: Path, eval_int8: Path, model_dir: Path = MODEL_DIR) -> dict:
-    """Ship the int8 encoder and int8 experts of ``int8_dir`` beside a new model's float graphs,
-    both with the gate of the pair measured together (the engine's default uses them together):
-    ``eval_float`` and ``eval_int8`` each hold ``4/results.json``, ``1/results.json`` and
-    ``ood/ood.json`` of ``python -m core eval`` on the float folder and on ``int8_dir``."""
-    def metrics(d: Path) -> dict:
-        return gate_metrics(d / "4" / "results.json", d / "1" / "results.json", d / "ood" / "ood.json")
-
-    gate = {"float32": metrics(eval_float), "int8": metrics(eval_int8)}
-    how = ("python -m rs_sage_dev.quantize DIR_ENC 200 FLOAT_DIR; --experts DIR FOLDER_WITH_BOTH; python -m core "
-           "eval [--views 1] [--ood] on FLOAT_DIR and DIR; python -m rs_sage_dev.quantize --install-pair DIR "
-           "EVAL_FLOAT EVAL_INT8 (int8 encoder and int8 experts measured together, against float32)")
-    return {part: install_int8(int8_dir, gate, model_dir, part, how=how) for part in ("encoder", "experts")}
-
-
 if __name__ == "__main__":
     if sys.argv[1] == "--experts":  # OUT_DIR [FLOAT_MODEL_DIR]
         print(quantize_experts(Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else MODEL_DIR))
-    elif sys.argv[1] == "--install-pair":  # INT8_DIR EVAL_FLOAT EVAL_INT8
-        got = install_pair(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
-        print(json.dumps({part: {"accepted": g["accepted"], "largest_drop_pt": max(g["drop_pt"].values())}
-                          for part, g in got.items()}, indent=1))
     elif sys.argv[1] == "--install-experts":  # MEASURED_DIR EVAL_DIR [FLOAT32_OOD_JSON]
         f32 = Path(sys.argv[4]) if len(sys.argv) > 4 else None
         print(json.dumps(install_experts(Path(sys.argv[2]), Path(sys.argv[3]), float32_ood=f32)["drop_pt"], indent=1))

@@ -46,30 +46,30 @@ def open_raster(path: str | Path):
 
 def default_rgb_bands(ds) -> list[int]:
     """RGB bands from the colour interpretation when the file says; else 1,2,3; 1 band -> grey."""
-    from osgeo import gdal
-
     n = ds.RasterCount
     if n == 0:
         raise RsSageError("The raster has no bands.")
     if n < 3:
         return [1, 1, 1]
-    interp = {ds.GetRasterBand(i).GetColorInterpretation(): i for i in range(1, n + 1)}
+    return declared_rgb_bands(ds) or [1, 2, 3]
+
+
+def declared_rgb_bands(ds) -> list[int] | None:
+    """The red, green and blue band numbers the file's colour interpretation names, or None."""
+    from osgeo import gdal
+
+    interp = {ds.GetRasterBand(i).GetColorInterpretation(): i for i in range(1, ds.RasterCount + 1)}
     if all(c in interp for c in (gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand)):
         return [interp[gdal.GCI_RedBand], interp[gdal.GCI_GreenBand], interp[gdal.GCI_BlueBand]]
-    return [1, 2, 3]
+    return None
 
 
 def band_order_note(ds) -> str | None:
     """A note when ``default_rgb_bands`` had to guess: three or more bands and no colour
     interpretation saying which are red, green and blue (a Landsat B2-B3-B4 stack read as 1,2,3
     shows blue as red and the model sees false colours without any error)."""
-    from osgeo import gdal
-
     n = ds.RasterCount
-    if n < 3:
-        return None
-    have = {ds.GetRasterBand(i).GetColorInterpretation() for i in range(1, n + 1)}
-    if {gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand} <= have:
+    if n < 3 or declared_rgb_bands(ds):
         return None
     return (f"The raster does not say which of its {n} bands are red, green and blue; bands 1, 2, 3 were "
             "read as R, G, B. If they are not (a Landsat or Sentinel-2 stack is often blue, green, red), "

@@ -429,6 +429,12 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
     return Plan(ds, gt, srs, grid, gsd, [note] if note else [])
 
 
+def plan_for_engine(params: LabelParams, engine) -> Plan:
+    """``plan`` at the engine's default scale and within the scale range it was trained for."""
+    meta = engine.meta
+    return plan(params, float(meta.get("default_gsd_m", 4.0)), tuple(meta.get("gsd_range_m", (2.0, 32.0))))
+
+
 def label_raster(params: LabelParams, engine=None,
                  progress: Callable[[float], None] | None = None,
                  cancelled: Callable[[], bool] | None = None, dask_client=None) -> LabelResult:
@@ -451,7 +457,7 @@ def label_raster(params: LabelParams, engine=None,
         gdal.SetCacheMax(GDAL_CACHE_BYTES)
     engine = engine or Engine.load()
     labels = engine.check_labels(params.labels) if params.labels else list(engine.default_labels)
-    p = plan(params, float(engine.meta.get("default_gsd_m", 4.0)), tuple(engine.meta.get("gsd_range_m", (2.0, 32.0))))
+    p = plan_for_engine(params, engine)
     ds, gt, srs, grid, gsd, notes = p.ds, p.gt, p.srs, p.grid, p.gsd, list(p.notes)
     if not params.bands and (guessed := band_order_note(ds)):
         notes.append(guessed)

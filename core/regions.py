@@ -15,7 +15,7 @@ import numpy as np
 
 from .engine import question_labels
 from .errors import RsSageError
-from .labeller import Cancelled, LabelParams, plan
+from .labeller import Cancelled, LabelParams, plan_for_engine
 from .question_parse import parse_question
 from .raster import Stretch, default_rgb_bands, read_valid_tile
 from .valid_pixels import UserNoData, valid_stretch
@@ -161,7 +161,7 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         raise RsSageError("The region is empty; draw a polygon or rectangle with an area.")
     params = LabelParams(raster=raster, out_gpkg="", gsd=gsd, tile=tile, extent=geometry.bounds,
                          max_tiles=max_tiles)
-    p = plan(params, float(engine.meta.get("default_gsd_m", 4.0)), tuple(engine.meta.get("gsd_range_m", (2.0, 32.0))))
+    p = plan_for_engine(params, engine)
     ds, gt, grid, tile_gsd_m = p.ds, p.gt, p.grid, p.gsd
     bands = bands or default_rgb_bands(ds)
     auto_stretch, rule = valid_stretch(ds, bands, nodata)

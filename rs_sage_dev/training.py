@@ -196,6 +196,27 @@ class TrainData:
         self.broad_targets = broad_targets()
         self.default_u = enc.encode([DEFAULT_QUESTION])[0]
 
+    def class_name_emb(self):
+        """[n_classes, d] torch embeddings of each class's first phrasing (its AID name): what
+        evaluation and distillation score against (training samples a phrasing per step)."""
+        import torch
+
+        return torch.from_numpy(np.stack([p[0] for p in self.class_phr_emb]))
+
+
+def scene_embeddings(model, data: TrainData, x, kb_emb):
+    """(scene embeddings, tokens, queries) of stem features ``x`` with the default question: what
+    the class scores of the teacher and of the evaluation are taken from."""
+    import torch
+
+    from .model import retrieve_torch
+
+    tokens, queries = model.encoder.from_stem(x)
+    u = torch.from_numpy(np.repeat(data.default_u[None], len(x), 0))
+    cues, scores = retrieve_torch(kb_emb, queries, u, model.cfg.top_k, model.cfg.question_weight)
+    emb, _, _ = model.experts(tokens, cues, scores, u)
+    return emb, tokens, queries
+
 
 def teacher_targets(tc: TrainConfig, cfg, data: TrainData, kb_emb, out: Path):
     """[n_train, n_classes] class probabilities of the ``distill_from`` model averaged over the
@@ -205,7 +226,7 @@ def teacher_targets(tc: TrainConfig, cfg, data: TrainData, kb_emb, out: Path):
     into the weights."""
     import torch
 
-    from .model import RsSageModel, retrieve_torch
+    from .model import RsSageModel
 
     path = out / "teacher.npy"
     if path.is_file():
@@ -214,7 +235,7 @@ def teacher_targets(tc: TrainConfig, cfg, data: TrainData, kb_emb, out: Path):
     teacher.load_state_dict(torch.load(tc.distill_from, weights_only=True)["model"])
     teacher.eval()
     feats = data.split["train"]["feats"]
-    names = torch.from_numpy(np.stack([p[0] for p in data.class_phr_emb]))
+    names = data.class_name_emb()
     n = feats.shape[1]
     probs = np.zeros((n, len(names)), np.float32)
     t0 = time.time()
@@ -223,10 +244,7 @@ def teacher_targets(tc: TrainConfig, cfg, data: TrainData, kb_emb, out: Path):
         for v in range(min(tc.distill_views, feats.shape[0])):
             for i in range(0, n, 256):
                 x = torch.from_numpy(np.asarray(feats[v, i:i + 256], dtype=np.float32))
-                tokens, queries = teacher.encoder.from_stem(x)
-                u = torch.from_numpy(np.repeat(data.default_u[None], len(x), 0))
-                cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
-                emb, _, _ = teacher.experts(tokens, cues, scores, u)
+                emb, _, _ = scene_embeddings(teacher, data, x, kb_emb)
                 probs[i:i + len(x)] += (scale * emb @ names.T).softmax(-1).numpy()
             print(f"teacher view {v + 1}: {time.time() - t0:.0f} s", flush=True)
     probs /= min(tc.distill_views, feats.shape[0])
@@ -308,7 +326,7 @@ def evaluate_split(model, data: TrainData, split: str, kb_emb, limit: int | None
     d = data.split[split]
     n = len(d["images"]) if limit is None else min(limit, len(d["images"]))
     cfg = model.cfg
-    label_emb = torch.from_numpy(np.stack([p[0] for p in data.class_phr_emb]))
+    label_emb = data.class_name_emb()
     type_masks = {t: torch.tensor([a in set(v) for a in data.answers]) for t, v in TYPE_ANSWERS.items()}
     correct, total = 0, 0
     vqa: dict[str, list[int]] = {}
@@ -316,10 +334,7 @@ def evaluate_split(model, data: TrainData, split: str, kb_emb, limit: int | None
     with torch.inference_mode():
         for i in range(0, n, 128):
             x = torch.from_numpy(np.asarray(d["feats"][0, i:i + 128], dtype=np.float32))
-            tokens, queries = model.encoder.from_stem(x)
-            u = torch.from_numpy(np.repeat(data.default_u[None], len(x), 0))
-            cues, scores = retrieve_torch(kb_emb, queries, u, cfg.top_k, cfg.question_weight)
-            emb, _, _ = model.experts(tokens, cues, scores, u)
+            emb, tokens, queries = scene_embeddings(model, data, x, kb_emb)
             pred = (emb @ label_emb.T).argmax(1).numpy()
             correct += int((pred == d["labels"][i:i + 128]).sum())
             total += len(x)
@@ -439,7 +454,7 @@ def train(tc: TrainConfig) -> Path:
     labels_all = torch.from_numpy(tr["labels"])
     broad_t = torch.from_numpy(data.broad_targets)
     soft = torch.from_numpy(teacher_targets(tc, cfg, data, kb_emb, out)) if tc.distill_from else None
-    name_emb = torch.from_numpy(np.stack([p[0] for p in data.class_phr_emb]))
+    name_emb = data.class_name_emb()
     for epoch in range(start_epoch, tc.epochs):
         rng, order, views = _epoch_order(tc, epoch, n, tr["feats"].shape[0])
         model.train()

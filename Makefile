@@ -21,7 +21,7 @@ help:
 	@echo "make demo      the headless main job"
 	@echo "make run       desktop QGIS with the plugin enabled, in a clean profile (needs a display)"
 	@echo "make screenshot desktop QGIS under Xvfb, screenshot to out/screenshot.png"
-	@echo "make package   out/rs_sage.zip for QGIS 'Install from ZIP'"
+	@echo "make package   out/rs_sage.zip (plugin, <= 20 MB) and out/rs_sage-models-VERSION.zip (model pack)"
 	@echo "make lint      ruff"
 	@echo "make eval      slow model-quality evaluation (needs ../shared/data)"
 
@@ -93,9 +93,9 @@ screenshot-questions: setup
 		SHOT_QUESTIONS="How much of this area is water?|Is there more cropland than forest?|Where is the urban area?|What is in this region?" \
 		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
 
-package:
+package: setup
 	@mkdir -p out
-	python3 scripts/package.py out/rs_sage.zip
+	$(PY) scripts/package.py out
 
 # Slow: trains the ablation variants it has not trained yet (resumes), then writes docs/results.md.
 eval: setup

@@ -18,6 +18,16 @@ MENU_NAME = "&RS-SAGE"
 ICON_PATH = os.path.join(os.path.dirname(__file__), "resources", "icon.svg")
 
 
+def use_profile_folders() -> None:
+    """Point core at the QGIS profile QGIS really runs in (``--profiles-path`` included): user
+    knowledge, installed packages and the model pack live there. Set once, never over a value
+    the user (or a test) set."""
+    base = os.path.join(QgsApplication.qgisSettingsDirPath(), "rs_sage")
+    os.environ.setdefault("RS_SAGE_USER_KB", os.path.join(base, "knowledge"))
+    os.environ.setdefault("RS_SAGE_DEPS", os.path.join(base, "python"))
+    os.environ.setdefault("RS_SAGE_MODELS_HOME", os.path.join(base, "models"))
+
+
 class RsSagePlugin:
     """Owns every object the plugin adds to QGIS, so ``unload`` can remove exactly those."""
 
@@ -33,6 +43,7 @@ class RsSagePlugin:
             return
         from .ui.dependencies import activate_installed
 
+        use_profile_folders()
         activate_installed()  # packages from an earlier 'Install dependencies', before anything imports them
         from .processing_provider.provider import RsSageProvider
 
@@ -45,7 +56,7 @@ class RsSagePlugin:
         self.initProcessing()
         self.dock = RsSageDock(self.iface)
         self.dock.setObjectName("RsSageDock")
-        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
 
         self.action = QAction(QIcon(ICON_PATH), "RS-SAGE panel", self.iface.mainWindow())

@@ -45,7 +45,8 @@ def _label(args: argparse.Namespace) -> int:
     params = LabelParams(raster=args.raster, out_gpkg=args.out, out_tif=args.tif, out_summary=args.summary,
                          labels=labels,
                          gsd=args.gsd, tile=args.tile, stride=args.stride, mask=args.mask,
-                         bands=args.bands, max_tiles=max_tiles, nodata=nodata, scheduler=args.dask, cog=args.cog)
+                         bands=args.bands, max_tiles=max_tiles, nodata=nodata, scheduler=args.dask, cog=args.cog,
+                         protect=(args.labels_file,) if args.labels_file else ())
     last = [-10.0]
 
     def progress(pct: float) -> None:
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     lbl.add_argument("--labels", nargs="+", default=None)
     lbl.add_argument("--labels-file", default=None)
     lb.add_argument("--gsd", type=float, default=None, help="metres per pixel of the tiles")
-    lb.add_argument("--tile", type=int, default=224, help="tile size in pixels")
+    lb.add_argument("--tile", type=int, default=None,
+                    help="tile size in pixels (default: about 900 m across at the scale used, 32-224 px)")
     lb.add_argument("--stride", type=int, default=None, help="tile step in pixels (overlap)")
     lb.add_argument("--mask", default=None, help="polygon file: label only tiles touching it")
     lb.add_argument("--bands", type=int, nargs=3, default=None, help="R G B band numbers")
@@ -208,13 +210,54 @@ def build_parser() -> argparse.ArgumentParser:
     wh.add_argument("--python-version", default=None, help="e.g. 3.12 (default: this Python)")
     wh.add_argument("--numpy", default=None, help="the numpy version of the target QGIS (e.g. 1.24.2)")
     wh.add_argument("--gpu", action="store_true", help="the CUDA build of onnxruntime")
+    md = add("models", _models, "install or verify the model pack (download, or a file for offline machines)")
+    mds = md.add_subparsers(dest="models_command", metavar="MODELS_COMMAND", required=True)
+    mi = mds.add_parser("install", help="install the pack from a URL (default: where it is published) or a file")
+    mi.add_argument("source", nargs="?", default=None, help="URL or pack file (default: the published URL, "
+                    "or $RS_SAGE_MODELS_URL)")
+    mi.add_argument("--any-version", action="store_true", help="accept a pack of another version than this "
+                    "plugin's (testing a mirror's file)")
+    mv = mds.add_parser("verify", help="check every installed model file against the pack's manifest")
+    mv.add_argument("--any-version", action="store_true")
     return p
+
+
+def _models(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .model_pack import PackInfo, install_file, install_url, installed_root, status, verify_folder
+
+    info = None if args.any_version else PackInfo.load()
+    if args.models_command == "install":
+        src = args.source
+        if src and not src.startswith(("http://", "https://")):
+            root = install_file(Path(src), info)
+        else:
+            last = [0.0]
+
+            def show(done: int, total: int) -> None:
+                if total and done / total - last[0] >= 0.05:
+                    last[0] = done / total
+                    print(f"{done / 1e6:.1f} of {total / 1e6:.1f} MB", file=sys.stderr, flush=True)
+
+            root = install_url(src, info or PackInfo.load(), progress=show)
+        print(f"installed {root}")
+        return 0
+    root = installed_root()
+    if root is None:
+        raise RsSageError("No model pack is installed; run 'python -m core models install [URL|FILE]'.")
+    verify_folder(root)
+    st = status(info=info)
+    if info is not None and not st["ok"]:
+        raise RsSageError(f"The installed pack is {st['installed']}; this plugin needs {st['needed']}.")
+    print(json.dumps(st))
+    return 0
 
 
 # Commands that build the model live in the development package (a source checkout), not in
 # the runtime: forwarded there by name when it is installed, explained when it is not.
 DEV_PACKAGE = "rs_sage_dev"
-DEV_COMMANDS = ("train", "export", "export-text", "eval", "calibrate", "bench", "data-card", "demo")
+DEV_COMMANDS = ("train", "export", "export-text", "eval", "open-eval", "calibrate", "bench", "data-card", "demo")
 
 
 def _dev_command(argv: list[str]) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
-from .paths import KB_DIR, MODEL_DIR, PROJECT_ROOT, TEXT_ENCODER_DIR, deps_base, user_kb_dir
+from .paths import KB_DIR, PROJECT_ROOT, deps_base, model_dir, text_encoder_dir, user_kb_dir
 
 PACKAGES = ("numpy", "onnxruntime", "tokenizers", "faiss", "shapely", "osgeo", "torch", "transformers")
 
@@ -61,10 +61,10 @@ def _checksums() -> dict:
     from .text_encoder import verify_text_encoder
 
     out = {}
-    out["model"] = _probe(lambda: (verify(MODEL_DIR), "ok")[1])
-    out["text_encoder"] = _probe(lambda: (verify_text_encoder(TEXT_ENCODER_DIR), "ok")[1])
+    out["model"] = _probe(lambda: (verify(model_dir()), "ok")[1])
+    out["text_encoder"] = _probe(lambda: (verify_text_encoder(text_encoder_dir()), "ok")[1])
     out["knowledge_base"] = _probe(lambda: "ok " + KnowledgeBase.load(user_dir=False).checksum[:16])
-    meta = _probe(lambda: json.loads((MODEL_DIR / "model.json").read_text()))
+    meta = _probe(lambda: json.loads((model_dir() / "model.json").read_text()))
     if isinstance(meta, dict):
         out["model_files_sha256"] = {k: v[:16] for k, v in meta.get("files_sha256", {}).items()}
     return out
@@ -93,7 +93,7 @@ def report(qgis_version: str | None = None, with_engine: bool = True) -> dict:
         "platform": platform.platform(),
         "packages": {m: _probe(lambda m=m: _version(m)) for m in PACKAGES},
         "missing_runtime_packages": _probe(missing_packages),
-        "paths": {"plugin": str(PROJECT_ROOT), "models": str(MODEL_DIR), "text_encoder": str(TEXT_ENCODER_DIR),
+        "paths": {"plugin": str(PROJECT_ROOT), "models": str(model_dir()), "text_encoder": str(text_encoder_dir()),
                   "knowledge_base": str(KB_DIR), "user_knowledge": str(user_kb_dir()),
                   "installed_dependencies": str(deps_dir(deps_base())),
                   "machine_cache (optimised graphs, text embeddings)": str(_cache_dir())},

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError, RsSageError
-from .paths import MODEL_DIR
+from .paths import model_dir as default_model_dir
 from .question_parse import parse_question
 from .shared import ProcessShared
 
@@ -40,7 +40,9 @@ class ClassifyResult:
     top: list[tuple[str, float]]
     cues: dict[str, list[Cue]]
     router: dict[str, float]
-    uncertain: bool = False  # top score under the threshold chosen on validation
+    uncertain: bool = False  # no label fits, not a scene, or two labels too close to call
+    match: float = 0.0  # cosine of the scene embedding and the top label's text (absolute, not relative)
+    reason: str = ""  # why it is uncertain: "no label fits", "not a scene: noise", "ambiguous"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,6 +148,10 @@ class Engine:
         # Tiles whose relative top score is below this are marked uncertain (0: never);
         # chosen on validation images by ``python -m core calibrate``.
         self.uncertain_below = float(self.meta.get("uncertain_below", 0.0))
+        # "None of these": a tile whose best label's cosine is under this matches none of them.
+        # It also enters the softmax as one more logit, so a single label never scores 1.00 by
+        # construction. Chosen on validation (``python -m core eval --open-set``); -1: never.
+        self.match_below = float(self.meta.get("match_below", -1.0))
         self.model_dir: Path | None = None
         self.user_kb_dir: Path | None = None
         self.precision = "float32"  # of the image encoder: "int8" when the quantised one is used
@@ -168,7 +174,7 @@ class Engine:
 
         ort.set_default_logger_severity(4)  # silence "CUDA not found" lines on CPU machines
         ort.disable_telemetry_events()  # belt and braces: ORT_DISABLE_TELEMETRY (core/__init__) stops the client
-        model_dir = Path(model_dir or MODEL_DIR)
+        model_dir = Path(model_dir or default_model_dir())
         paths = [model_dir / "encoder.onnx", model_dir / "experts.onnx"]
         for p in paths:
             if not p.is_file():
@@ -332,6 +338,11 @@ class Engine:
     def check_labels(labels) -> list[str]:
         if isinstance(labels, str) or not isinstance(labels, list | tuple):
             raise RsSageError("labels must be a list of class names")
+        if any(not isinstance(lab, str) for lab in labels):
+            bad = next(lab for lab in labels if not isinstance(lab, str))
+            raise RsSageError(f"Every label must be text; got {type(bad).__name__} {bad!r}.")
+        if any("\0" in lab or any(0xD800 <= ord(ch) <= 0xDFFF for ch in lab) for lab in labels):
+            raise RsSageError("A label holds a NUL byte or an unpaired surrogate; type plain text.")
         clean = [" ".join(str(lab).split()) for lab in labels]
         if not clean or any(not c for c in clean):
             raise RsSageError("The label list is empty or has an empty name.")
@@ -341,25 +352,56 @@ class Engine:
 
     # ---- public API ------------------------------------------------------------------------
     def classify(self, images, labels: list[str] | None = None, top_k: int = 5) -> list[ClassifyResult]:
+        from .scene_check import scene_flags
+
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise RsSageError(f"top_k must be a whole number of at least 1, not {top_k!r}.")
         images = as_batch(images)
         labels = self.check_labels(labels) if labels is not None else self.default_labels
         tokens, queries = self.encode_images(images)
-        return self.classify_encoded(tokens, queries, labels, top_k)
+        return self.classify_encoded(tokens, queries, labels, top_k, not_scene=scene_flags(images, self.input_size))
 
-    def classify_encoded(self, tokens, queries, labels, top_k=5) -> list[ClassifyResult]:
+    def embed(self, images) -> np.ndarray:
+        """Scene embeddings (n, d), float32, L2-normalised, view-averaged: the vectors label texts
+        are scored against (the scene head of the experts, default question)."""
+        images = as_batch(images)
+        if not images:
+            return np.zeros((0, len(self._default_question())), np.float32)
+        tokens, queries = self.encode_images(images)
+        return self.embed_encoded(tokens, queries)
+
+    def embed_encoded(self, tokens, queries) -> np.ndarray:
+        u = np.repeat(self._default_question()[None], len(tokens), 0)
+        emb = self._run_experts(tokens, queries, u)[0].mean(1)
+        return (emb / (np.linalg.norm(emb, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
+
+    def classify_encoded(self, tokens, queries, labels, top_k=5, not_scene: list[str] | None = None
+                         ) -> list[ClassifyResult]:
+        """``not_scene``: per tile, why its pixels are not a scene ("" when they may be one)."""
         u = np.repeat(self._default_question()[None], len(tokens), 0)
         emb, _, router, rows, scores = self._run_experts(tokens, queries, u)
-        probs = _softmax(self.logit_scale * emb @ self.label_embeddings(labels).T).mean(1)
+        cos = emb @ self.label_embeddings(labels).T  # [B, V, L]
+        none = np.full(cos.shape[:2] + (1,), self.match_below, np.float32)
+        probs = _softmax(self.logit_scale * np.concatenate([cos, none], -1)).mean(1)[:, :-1]
+        match = cos.mean(1)
         router = router.mean(1)
         out = []
         for i, p in enumerate(probs):
             order = np.argsort(-p)[: max(1, min(top_k, len(labels)))]
+            best = float(match[i, order[0]])
+            reason = ""
+            if not_scene and not_scene[i]:
+                reason = f"not a scene: {not_scene[i]}"
+            elif best < self.match_below:
+                reason = "no label fits"
+            elif relative_score(float(p[order[0]] / max(p.sum(), 1e-12)), len(labels)) < self.uncertain_below:
+                reason = "ambiguous"
             out.append(ClassifyResult(
                 label=labels[order[0]], score=round(float(p[order[0]]), 4),
                 top=[(labels[j], round(float(p[j]), 4)) for j in order],
                 cues=self._cues(rows[i], scores[i]),
                 router={lv: round(float(router[i, j]), 4) for j, lv in enumerate(self.levels)},
-                uncertain=relative_score(float(p[order[0]]), len(labels)) < self.uncertain_below))
+                uncertain=bool(reason), match=round(best, 4), reason=reason))
         return out
 
     def ask(self, images, question: str, labels: list[str] | None = None) -> list[AskResult]:

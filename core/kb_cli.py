@@ -6,8 +6,21 @@ import argparse
 import json
 from pathlib import Path
 
-from .knowledge import LEVELS, KnowledgeBase, UserKnowledge, read_import_file
+from .knowledge import LEVELS, KnowledgeBase, KnowledgeBaseError, UserKnowledge, read_import_file
 from .paths import user_kb_dir
+
+
+def check_user_kb(folder: Path) -> Path:
+    """A user knowledge folder must be a folder (or not exist yet), not a file or a system path."""
+    import os
+
+    real = os.path.realpath(folder)
+    if real.startswith(("/proc", "/sys", "/dev")):
+        raise KnowledgeBaseError(f"--user-kb {folder} is a system folder; give a folder of your own.")
+    if folder.exists() and not folder.is_dir():
+        raise KnowledgeBaseError(f"--user-kb {folder} is a file; give the folder that holds (or will hold) "
+                                 "your entries.")
+    return folder
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,10 +31,14 @@ def run(args: argparse.Namespace) -> int:
         manifest = build()
         print(json.dumps(manifest, indent=2))
         return 0
-    user_dir = Path(args.user_kb) if getattr(args, "user_kb", None) else user_kb_dir()
+    user_dir = check_user_kb(Path(args.user_kb)) if getattr(args, "user_kb", None) else user_kb_dir()
     if cmd == "search":
         from .text_encoder import shared_encoder
 
+        if not args.query.strip():
+            raise KnowledgeBaseError("The search text is empty; type what to look for.")
+        if args.k < 1:
+            raise KnowledgeBaseError(f"-k must be at least 1, not {args.k}.")
         kb = KnowledgeBase.load(user_dir=user_dir)
         vec = shared_encoder().encode([args.query])
         levels = LEVELS if args.level == "all" else (args.level,)

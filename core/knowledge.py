@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -198,14 +199,27 @@ class UserKnowledge:
             return [], np.zeros((0, 384), np.float32)
         entries = read_user_entries(path)
         emb_path = self.folder / EMBEDDINGS_FILE
-        emb = np.load(emb_path) if emb_path.is_file() else np.zeros((0, 384), np.float32)
-        if len(emb) != len(entries):  # embeddings missing or stale: re-embed, never guess
-            emb = _embed(entries)
-            np.save(emb_path, emb)
+        emb = _read_embeddings(emb_path)
+        if emb is None or len(emb) != len(entries):  # missing, damaged or stale: re-embed, never guess
+            if emb_path.is_file() and emb is None:
+                import logging
+
+                logging.getLogger("rs_sage").warning(
+                    f"{emb_path} was damaged; rebuilt from {path}.")
+            emb = _embed(entries) if entries else np.zeros((0, 384), np.float32)
+            _save_atomic(emb_path, emb)
         return entries, emb
 
     def add(self, items: list[dict], shipped: list[Entry]) -> list[Entry]:
-        """Validate every item first, then write all of them, so a bad row changes nothing."""
+        """Validate every item first, then append all of them, so a bad row changes nothing.
+
+        Under a lock (several ``kb add`` at once all keep their entries), and append-only: lines
+        of the user's file this reader cannot parse stay exactly as they were."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with _FolderLock(self.folder):
+            return self._add_locked(items, shipped)
+
+    def _add_locked(self, items: list[dict], shipped: list[Entry]) -> list[Entry]:
         existing, emb = self.load()
         taken = {(e.level, e.name.lower()) for e in shipped + existing}
         new: list[Entry] = []
@@ -232,10 +246,74 @@ class UserKnowledge:
                              source="user", aliases=_aliases(item.get("aliases"))))
         if not new:
             raise KnowledgeBaseError("Nothing to add: the file holds no entries.")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        write_entries(self.folder / ENTRIES_FILE, existing + new)
-        np.save(self.folder / EMBEDDINGS_FILE, np.concatenate([emb, _embed(new)]).astype(np.float32))
+        new_emb = _embed(new)
+        path = self.folder / ENTRIES_FILE
+        with open(path, "ab") as f:
+            if f.tell() > 0:
+                with open(path, "rb") as r:
+                    r.seek(-1, os.SEEK_END)
+                    if r.read(1) != b"\n":
+                        f.write(b"\n")
+            for e in new:
+                f.write((json.dumps(asdict(e), ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        _save_atomic(self.folder / EMBEDDINGS_FILE, np.concatenate([emb, new_emb]).astype(np.float32))
         return new
+
+
+def _read_embeddings(path: Path) -> np.ndarray | None:
+    """The user embeddings, or None when missing or not an (n, 384) float array (garbage, a
+    truncated file, a pickled object array)."""
+    if not path.is_file():
+        return None
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+    if arr.ndim != 2 or arr.shape[1] != 384 or arr.dtype.kind != "f" or not np.isfinite(arr).all():
+        return None
+    return arr.astype(np.float32)
+
+
+def _save_atomic(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+
+
+class _FolderLock:
+    """An exclusive lock on ``<folder>/.lock`` (fcntl on POSIX, msvcrt on Windows)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / ".lock"
+
+    def __enter__(self):
+        self.f = open(self.path, "a+b")
+        try:
+            import fcntl
+
+            fcntl.flock(self.f.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # Windows
+            import msvcrt
+            import time
+
+            while True:
+                try:
+                    msvcrt.locking(self.f.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            import fcntl
+
+            fcntl.flock(self.f.fileno(), fcntl.LOCK_UN)
+        except ImportError:
+            pass
+        self.f.close()
 
 
 MAX_IMPORT_ENTRIES = 10_000

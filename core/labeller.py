@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from .errors import RsSageError
 from .palette import CATEGORICAL
 from .raster import Stretch, band_order_note, default_rgb_bands, open_raster, read_valid_tile
 from .tile_schema import TILE_FIELDS, TileRecord, tile_attributes
-from .tiling import make_grid, metres_per_unit
+from .tiling import footprint_text, footprint_tile, make_grid, metres_per_unit
 from .valid_pixels import PixelRule, UserNoData, valid_stretch
 
 NODATA_CLASS = 255  # Byte class rasters (up to 255 labels); UInt16 ones use 65535
@@ -60,7 +60,7 @@ class LabelParams:
     out_summary: str | None = None  # .csv or .json; default: next to the GeoPackage
     labels: list[str] | None = None
     gsd: float | None = None  # m/px at which tiles are read; default: the model's
-    tile: int = 224
+    tile: int | None = None  # px; None: the footprint default at the scale used (tiling.footprint_tile)
     stride: int | None = None  # default: tile (no overlap)
     mask: str | None = None  # polygon file; tiles that miss every polygon are skipped
     bands: list[int] | None = None  # RGB band numbers; default from colour interpretation
@@ -72,6 +72,7 @@ class LabelParams:
     max_tiles: int | None = None  # refuse larger runs with a clear message
     scheduler: str | None = None  # Dask: "local", "local:N" or "tcp://host:8786" (None: this process)
     cog: bool = False  # write the class GeoTIFF as a Cloud-Optimised GeoTIFF
+    protect: tuple[str, ...] = ()  # other input files (a labels file) no output may replace
 
 
 @dataclass
@@ -332,12 +333,12 @@ def validate_params(params: LabelParams) -> None:
     if params.gsd is not None and not (isinstance(params.gsd, (int, float)) and math.isfinite(params.gsd)
                                        and params.gsd > 0):
         bad("The scale (m/px)", params.gsd, "must be a positive number")
-    if int(params.tile) < 32:
+    if params.tile is not None and int(params.tile) < 32:
         bad("The tile size", params.tile, "is too small; the tile size must be between 32 and "
             f"{MAX_TILE_PX} px")
-    if int(params.tile) > MAX_TILE_PX:
+    if params.tile is not None and int(params.tile) > MAX_TILE_PX:
         bad("The tile size", params.tile, f"is too large; the tile size must be between 32 and {MAX_TILE_PX} px")
-    if params.stride is not None and not 1 <= int(params.stride) <= 4 * int(params.tile):
+    if params.stride is not None and not 1 <= int(params.stride) <= 4 * int(params.tile or MAX_TILE_PX):
         bad("The stride", params.stride, "must be between 1 px and 4 tile sizes (leave it out for no overlap)")
     if params.max_tiles is not None and int(params.max_tiles) < 1:
         bad("The tile limit", params.max_tiles, "must be at least 1 (leave it out for no limit)")
@@ -363,11 +364,17 @@ def check_outputs(params: LabelParams) -> None:
                "summary": summary_path(params)}
     outputs = {k: v for k, v in outputs.items() if v}
     kinds = {"tiles GeoPackage": (".gpkg",), "class GeoTIFF": (".tif", ".tiff"), "summary": (".csv", ".json")}
+    if params.out_gpkg is not None and not str(params.out_gpkg).strip():
+        raise RsSageError("The output GeoPackage name is empty; give a file name ending in .gpkg.")
     inputs = {real(params.raster): "the input raster"}
     if params.mask:
         inputs[real(params.mask)] = "the mask layer"
+    for extra in params.protect:
+        inputs[real(extra)] = f"the input file {extra}"
     seen: dict[str, str] = {}
     for what, path in outputs.items():
+        if os.path.realpath(path).startswith(("/proc/", "/sys/", "/dev/")):
+            raise RsSageError(f"The {what} {path} is on a system folder; write it to a normal folder.")
         if not path.lower().endswith(kinds[what]):
             raise RsSageError(f"The {what} must end in {' or '.join(kinds[what])}: {path}")
         r = real(path)
@@ -386,6 +393,24 @@ def check_outputs(params: LabelParams) -> None:
             raise RsSageError(f"Cannot write to the folder {parent} (read-only or no permission).")
         if os.path.exists(r) and not os.access(r, os.W_OK):
             raise RsSageError(f"The {what} {path} exists and cannot be replaced (read-only).")
+        if what == "tiles GeoPackage" and os.path.isfile(r):
+            others = other_layers(r)
+            if others:
+                raise RsSageError(f"{path} already holds other layers ({', '.join(others[:5])}); writing the tiles "
+                                  "would replace the whole file. Choose a new file name.")
+
+
+def other_layers(path: str) -> list[str]:
+    """Layers of an existing GeoPackage other than the labeller's own 'tiles' layer."""
+    from osgeo import gdal
+
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_VECTOR)
+    except RuntimeError:
+        ds = None
+    if ds is None:
+        return []
+    return [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount()) if ds.GetLayer(i).GetName() != "tiles"]
 
 
 @dataclass
@@ -398,6 +423,7 @@ class Plan:
     grid: object  # tiling.Grid
     gsd: float
     notes: list[str] = field(default_factory=list)
+    tile: int = 224  # px: the caller's, or the footprint default at ``gsd``
 
 
 def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] = (2.0, 32.0)) -> Plan:
@@ -410,6 +436,7 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
     srs = ds.GetSpatialRef()
     native_m = native_gsd(ds, gt, srs)
     gsd, note = tile_gsd(params.gsd, native_m, engine_gsd, gsd_range)
+    tile = int(params.tile) if params.tile else footprint_tile(gsd)
     x0, y0, w, h = 0.0, 0.0, float(ds.RasterXSize), float(ds.RasterYSize)
     if params.extent is not None:
         xmin, ymin, xmax, ymax = params.extent
@@ -420,13 +447,16 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
         if x1 <= x0 or y1 <= y0:
             raise RsSageError("The extent does not overlap the raster.")
         w, h = x1 - x0, y1 - y0
-    stride = params.stride or params.tile
-    grid = make_grid(w, h, x0, y0, native_m, gsd, params.tile, stride)
+    stride = params.stride or tile
+    grid = make_grid(w, h, x0, y0, native_m, gsd, tile, stride)
     if params.max_tiles and grid.count > params.max_tiles:
         raise RsSageError(f"This would make {grid.count:,} tiles (limit {params.max_tiles:,}); use a coarser "
                           "scale, a smaller extent, or raise the limit (CLI: --max-tiles N or --allow-large; "
                           "Processing: 'Allow very large runs').")
-    return Plan(ds, gt, srs, grid, gsd, [note] if note else [])
+    notes = [note] if note else []
+    if not params.tile:
+        notes.append(f"Tiles of {tile} px at {gsd:g} m/px. " + footprint_text(tile, gsd))
+    return Plan(ds, gt, srs, grid, gsd, notes, tile)
 
 
 def plan_for_engine(params: LabelParams, engine) -> Plan:
@@ -459,6 +489,7 @@ def label_raster(params: LabelParams, engine=None,
     labels = engine.check_labels(params.labels) if params.labels else list(engine.default_labels)
     p = plan_for_engine(params, engine)
     ds, gt, srs, grid, gsd, notes = p.ds, p.gt, p.srs, p.grid, p.gsd, list(p.notes)
+    params = replace(params, tile=p.tile)  # the footprint default, when the caller left it out
     if not params.bands and (guessed := band_order_note(ds)):
         notes.append(guessed)
     bands = params.bands or default_rgb_bands(ds)

@@ -13,6 +13,26 @@ TEXT_ENCODER_DIR = RESOURCES / "text_encoder"
 SAMPLE_DIR = RESOURCES / "sample"
 
 
+def model_dir() -> Path:
+    """The model files the runtime loads: the bundled ones in a source checkout, else the
+    installed model pack (the plugin ZIP carries none; see ``model_pack``)."""
+    return _pick("models", MODEL_DIR, "model.json")
+
+
+def text_encoder_dir() -> Path:
+    """The text encoder and tokenizer, found the same way as ``model_dir``."""
+    return _pick("text_encoder", TEXT_ENCODER_DIR, "text_encoder.json")
+
+
+def _pick(part: str, bundled: Path, probe: str) -> Path:
+    if (bundled / probe).is_file():
+        return bundled
+    from .model_pack import installed_root
+
+    root = installed_root()
+    return root / part if root is not None else bundled
+
+
 def data_root() -> Path:
     """The read-only data set (AID, captions, VQA text, GeoTIFFs); ``RS_SAGE_DATA`` overrides."""
     return Path(os.environ.get("RS_SAGE_DATA", PROJECT_ROOT.parent / "shared" / "data"))

@@ -57,15 +57,32 @@ def _labels(args: argparse.Namespace) -> list[str] | None:
         p = Path(args.labels_file)
         if not p.is_file():
             raise RsSageError(f"Labels file not found: {p}")
-        return parse_labels(p.read_text(encoding="utf-8-sig")) or None
-    return parse_labels(args.labels) or None if args.labels else None
+        try:
+            text = p.read_bytes()[:1_000_000].decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise RsSageError(f"The labels file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8, "
+                              "one class name per line.") from exc
+        if "\0" in text:
+            raise RsSageError(f"The labels file {p} is binary, not a text file of class names.")
+        labels = parse_labels(text)
+        if not labels:
+            raise RsSageError(f"The labels file {p} holds no class names.")
+        return labels
+    if args.labels is None:
+        return None
+    labels = parse_labels(args.labels)
+    if not labels:  # "--labels ''" or ",,, ;" must not silently become the 30 AID names
+        raise RsSageError("--labels holds no class names; leave it out for the default classes.")
+    return labels
 
 
 def classify(args: argparse.Namespace) -> int:
     from .engine import Engine
 
-    engine = Engine.load(args.model_dir)
+    if args.top_k < 1:
+        raise RsSageError(f"--top-k must be at least 1, not {args.top_k}.")
     labels = _labels(args)
+    engine = Engine.load(args.model_dir)
     for i in range(0, len(args.images), 64):
         paths = args.images[i:i + 64]
         results = engine.classify([read_image(p) for p in paths], labels, args.top_k)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .paths import MODEL_DIR
+from .paths import model_dir
 from .vocab import DEFAULT_LABELS
 
 LAND_COVER = ["water", "forest", "farmland", "grassland", "bare land", "residential area",
@@ -25,7 +25,7 @@ EXAMPLE_QUESTIONS = [
 
 def model_settings() -> dict:
     """The exported model's settings from ``model.json`` (empty dict when not installed)."""
-    path = MODEL_DIR / "model.json"
+    path = model_dir() / "model.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

@@ -147,7 +147,7 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
 
 
 def ask_region(engine, raster: str, geometry, question: str, gsd: float | None = None,
-               tile: int = 224, bands: list[int] | None = None, stretch: Stretch | None = None,
+               tile: int | None = None, bands: list[int] | None = None, stretch: Stretch | None = None,
                labels: list[str] | None = None, min_valid: float = 0.5, max_tiles: int = 400,
                nodata: UserNoData | None = None,
                cancelled: Callable[[], bool] | None = None,
@@ -162,7 +162,7 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
     params = LabelParams(raster=raster, out_gpkg="", gsd=gsd, tile=tile, extent=geometry.bounds,
                          max_tiles=max_tiles)
     p = plan_for_engine(params, engine)
-    ds, gt, grid, tile_gsd_m = p.ds, p.gt, p.grid, p.gsd
+    ds, gt, grid, tile_gsd_m, tile = p.ds, p.gt, p.grid, p.gsd, p.tile
     bands = bands or default_rgb_bands(ds)
     auto_stretch, rule = valid_stretch(ds, bands, nodata)
     stretch = stretch or auto_stretch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
-from .paths import KB_DIR, MODEL_DIR, TEXT_ENCODER_DIR
+from .paths import KB_DIR, model_dir, text_encoder_dir
 
 # What the runtime (plugin, Processing, python -m core classify/ask/label/kb) imports:
 # module -> pip requirement. torch and transformers are for training and export only.
@@ -22,6 +22,10 @@ class PluginStatus:
     missing_modules: list[str] = field(default_factory=list)
 
     @property
+    def models_missing(self) -> bool:
+        return not {"encoder.onnx", "experts.onnx"} <= set(self.models) or not self.text_encoder
+
+    @property
     def ready(self) -> bool:
         required = {"encoder.onnx", "experts.onnx"}  # an int8 encoder may sit beside them
         return required <= set(self.models) and self.knowledge_base and self.text_encoder and not self.missing_modules
@@ -29,9 +33,10 @@ class PluginStatus:
     def as_text(self) -> str:
         lines = [
             "RS-SAGE is ready." if self.ready else "RS-SAGE is not ready yet.",
-            "Models: " + (", ".join(self.models) if self.models else "none installed"),
+            "Models: " + (", ".join(self.models) if self.models else
+                          "not installed yet: 'Download models' (about 110 MB, once) or 'Models from file…'"),
             "Knowledge base: " + ("installed" if self.knowledge_base else "not built"),
-            "Text encoder: " + ("installed" if self.text_encoder else "missing (python -m core export-text)"),
+            "Text encoder: " + ("installed" if self.text_encoder else "comes with the model pack"),
         ]
         if self.missing_modules:
             lines.append("Missing Python packages: " + ", ".join(self.missing_modules))
@@ -39,11 +44,11 @@ class PluginStatus:
 
 
 def plugin_status() -> PluginStatus:
-    models = sorted(p.name for p in MODEL_DIR.glob("*.onnx"))
+    models = sorted(p.name for p in model_dir().glob("*.onnx"))
     missing = [m for m in RUNTIME_MODULES if importlib.util.find_spec(m) is None]
     return PluginStatus(
         models=models,
         knowledge_base=(KB_DIR / "manifest.json").is_file(),
-        text_encoder=(TEXT_ENCODER_DIR / "text_encoder.json").is_file(),
+        text_encoder=(text_encoder_dir() / "text_encoder.json").is_file(),
         missing_modules=missing,
     )

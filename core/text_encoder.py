@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .paths import TEXT_ENCODER_DIR
+from .paths import text_encoder_dir
 from .shared import ProcessShared
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -67,7 +67,7 @@ class TextEncoder:
 
     def __init__(self, cache_size: int = 4096, batch_size: int = 64, folder: Path | None = None,
                  providers: list[str] | None = None, disk_cache: bool = True):
-        self._folder = Path(folder or TEXT_ENCODER_DIR)
+        self._folder = Path(folder or text_encoder_dir())
         self._providers = providers or ["CPUExecutionProvider"]
         self._session = None
         self._tokenizer = None

@@ -70,15 +70,47 @@ def tiles_along(length: float, tile: float, stride: float) -> int:
 
 
 
+# Ground footprints the model was trained on: AID scenes are about 75 m to 4.8 km across, EuroSAT
+# tiles 640 m. A tile is read at the labeller's scale and resized to the model's input, so at
+# 30 m/px a 224 px tile is a 6.7 km scene, wider than anything in training; the default tile is
+# therefore chosen by its footprint, not by its pixel count.
+TRAINED_FOOTPRINT_M = (75.0, 4800.0)
+DEFAULT_FOOTPRINT_M = 900.0  # 224 px at the model's default 4 m/px; 32 px (960 m) at Landsat's 30 m
+MIN_TILE_PX, DEFAULT_TILE_PX = 32, 224
+
+
+def footprint_tile(gsd: float, footprint_m: float = DEFAULT_FOOTPRINT_M) -> int:
+    """The default tile (px, multiple of 32 from 32 to 224) whose footprint at ``gsd`` m/px is
+    closest to ``footprint_m``."""
+    if gsd <= 0:
+        raise RsSageError("Ground sampling distance must be positive.")
+    return int(min(DEFAULT_TILE_PX, max(MIN_TILE_PX, 32 * round(footprint_m / gsd / 32))))
+
+
+def footprint_text(tile: int, gsd: float) -> str:
+    """'a tile covers 960 m x 960 m (training: 75 m-4.8 km)', with a warning outside that range."""
+    m = tile * gsd
+    lo, hi = TRAINED_FOOTPRINT_M
+    size = f"{m / 1000:.3g} km" if m >= 1000 else f"{m:.3g} m"
+    text = f"A tile covers {size} x {size} (training scenes: {lo:g} m-{hi / 1000:g} km)."
+    if m > hi:
+        text += " Wider than any training scene: use a smaller tile or a finer scale."
+    elif m < lo:
+        text += " Smaller than any training scene: use a larger tile or a coarser scale."
+    return text
+
+
 def suggest_tile(width_m: float, height_m: float, gsd: float, max_tiles: int = 400,
-                 default: int = 224, smallest: int = 64, largest: int = 1024) -> int:
+                 default: int | None = None, smallest: int = MIN_TILE_PX, largest: int = 1024) -> int:
     """A tile size (px, multiple of 32) that gives a sensible number of tiles over an extent:
-    the default when it gives 9..max_tiles, larger for wide extents (up to ``largest``), smaller
-    for small ones (down to ``smallest``) so a small layer still gets a map, not 2 x 2 tiles."""
+    the footprint default when it gives 9..max_tiles, larger for wide extents (up to ``largest``
+    and never past the widest training scene), smaller for small ones (down to ``smallest``) so
+    a small layer still gets a map, not 2 x 2 tiles."""
     def count(tile: int) -> int:
         return tiles_along(width_m, tile * gsd, tile * gsd) * tiles_along(height_m, tile * gsd, tile * gsd)
 
-    tile = default
+    tile = default or footprint_tile(gsd)
+    largest = max(tile, min(largest, 32 * int(TRAINED_FOOTPRINT_M[1] / gsd / 32)))
     while count(tile) > max_tiles and tile < largest:
         tile = min(largest, tile + 32)
     while count(tile) < 9 and tile > smallest:

@@ -72,16 +72,16 @@ class _Base(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802
         return type(self)()
 
-    def _common_params(self, tile_default=224):
+    def _common_params(self, tile_default=0):
         self.addParameter(QgsProcessingParameterString(
             "LABELS", "Class names (comma or newline separated; empty = the 30 AID scene classes)",
             optional=True, multiLine=True))
         self.addParameter(QgsProcessingParameterNumber(
             "GSD", "Ground sampling distance of the tiles, m/px (0 = model default or native if coarser)",
-            QgsProcessingParameterNumber.Double, 0, minValue=0))
+            QgsProcessingParameterNumber.Type.Double, 0, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
-            "TILE", "Tile size (px)", QgsProcessingParameterNumber.Integer, tile_default, minValue=32,
-            maxValue=1024))
+            "TILE", "Tile size (px, 0 = about 900 m across at the scale used)",
+            QgsProcessingParameterNumber.Type.Integer, tile_default, minValue=0, maxValue=1024))
 
     @staticmethod
     def _source(layer):
@@ -132,17 +132,18 @@ class LabelRasterAlgorithm(_Base):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster layer"))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty = whole raster)", optional=True))
         self.addParameter(QgsProcessingParameterVectorLayer(
-            "MASK", "Mask polygons (optional)", [QgsProcessing.TypeVectorPolygon], optional=True))
+            "MASK", "Mask polygons (optional)", [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
         self._common_params()
         self.addParameter(QgsProcessingParameterNumber(
-            "STRIDE", "Stride (px, 0 = tile size: no overlap)", QgsProcessingParameterNumber.Integer, 0, minValue=0))
+            "STRIDE", "Stride (px, 0 = tile size: no overlap)", QgsProcessingParameterNumber.Type.Integer, 0,
+            minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             "ALLOW_LARGE", "Allow very large runs (more than 250,000 tiles)", False, optional=True))
         self.addParameter(QgsProcessingParameterString(
             "SCHEDULER", "Dask scheduler (optional: local, local:N or tcp://host:8786; empty = this process)",
             "", optional=True))
         self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT", "Labelled tiles (GeoPackage)", QgsProcessing.TypeVectorPolygon))
+            "OUTPUT", "Labelled tiles (GeoPackage)", QgsProcessing.SourceType.TypeVectorPolygon))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_RASTER", "Class raster", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -174,7 +175,7 @@ class LabelRasterAlgorithm(_Base):
             out_gpkg=out, out_tif=out_tif, out_summary=summary,
             labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
-            tile=self.parameterAsInt(parameters, "TILE", context),
+            tile=self.parameterAsInt(parameters, "TILE", context) or None,
             stride=self.parameterAsInt(parameters, "STRIDE", context) or None,
             mask=mask, extent=extent, **source.label_params(),
             max_tiles=None if allow_large else LARGE_PLAN_TILES,
@@ -218,7 +219,7 @@ class ClassifyExtentAlgorithm(_Base):
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent"))
         self._common_params()
         self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT", "Classified tiles", QgsProcessing.TypeVectorPolygon))
+            "OUTPUT", "Classified tiles", QgsProcessing.SourceType.TypeVectorPolygon))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.labeller import LabelParams, label_raster
@@ -232,14 +233,14 @@ class ClassifyExtentAlgorithm(_Base):
             out_gpkg=None,
             labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
-            tile=self.parameterAsInt(parameters, "TILE", context),
+            tile=self.parameterAsInt(parameters, "TILE", context) or None,
             extent=(r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()), **source.label_params())
         res = self._run_core(lambda: label_raster(params, engine(), progress=feedback.setProgress,
                                                   cancelled=feedback.isCanceled), feedback)
         fields = tile_fields()
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Polygon, layer.crs())
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Polygon, layer.crs())
         for record in res.records:
-            sink.addFeature(tile_feature(record, fields), QgsFeatureSink.FastInsert)
+            sink.addFeature(tile_feature(record, fields), QgsFeatureSink.Flag.FastInsert)
         _TileStyler.attach(context, dest, res)
         return {"OUTPUT": dest}
 
@@ -260,10 +261,11 @@ class AskRegionAlgorithm(_Base):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster layer"))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            "REGIONS", "Regions", [QgsProcessing.TypeVectorPolygon]))
+            "REGIONS", "Regions", [QgsProcessing.SourceType.TypeVectorPolygon]))
         self.addParameter(QgsProcessingParameterString("QUESTION", "Question", "Is there a building?"))
         self._common_params()
-        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Answers", QgsProcessing.TypeVectorPolygon))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Answers",
+                                                            QgsProcessing.SourceType.TypeVectorPolygon))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from qgis.core import QgsCoordinateTransform
@@ -276,13 +278,16 @@ class AskRegionAlgorithm(_Base):
         source = self.parameterAsSource(parameters, "REGIONS", context)
         question = self.parameterAsString(parameters, "QUESTION", context)
         gsd = self.parameterAsDouble(parameters, "GSD", context) or None
-        tile = self.parameterAsInt(parameters, "TILE", context)
+        tile = self.parameterAsInt(parameters, "TILE", context) or None
         labels = parse_labels(self.parameterAsString(parameters, "LABELS", context))
         fields = QgsFields(source.fields())
-        for name, kind in (("question", QVariant.String), ("answer", QVariant.String),
-                           ("confidence", QVariant.Double), ("type", QVariant.String),
-                           ("evidence", QVariant.String)):
+        for name, kind in (("question", QVariant.Type.String), ("answer", QVariant.Type.String),
+                           ("confidence", QVariant.Type.Double), ("type", QVariant.Type.String),
+                           ("evidence", QVariant.Type.String)):
             fields.append(QgsField(name, kind))
+        regions_layer = self.parameterAsVectorLayer(parameters, "REGIONS", context)
+        check_output_file(self.parameterAsOutputLayer(parameters, "OUTPUT", context),
+                          [regions_layer.source() if regions_layer else "", layer.source()])
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields,
                                           source.wkbType(), source.sourceCrs())
         ct = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext())
@@ -307,9 +312,40 @@ class AskRegionAlgorithm(_Base):
             out = QgsFeature(fields)
             out.setGeometry(f.geometry())
             out.setAttributes(list(f.attributes()) + [question, res.answer, res.confidence, res.type, res.text])
-            sink.addFeature(out, QgsFeatureSink.FastInsert)
+            sink.addFeature(out, QgsFeatureSink.Flag.FastInsert)
             feedback.setProgress(100 * (i + 1) / total)
         return {"OUTPUT": dest}
+
+
+def _file_of(source: str) -> str:
+    """The file behind a layer source or output destination ('x.gpkg|layername=a', "ogr:dbname='x.gpkg' ...")."""
+    text = source or ""
+    if text.startswith("ogr:"):
+        import re
+
+        m = re.search(r"dbname='([^']*)'", text)
+        text = m.group(1) if m else ""
+    text = text.split("|")[0]
+    return os.path.realpath(text) if text and not text.startswith(("memory:", "TEMPORARY_OUTPUT")) else ""
+
+
+def check_output_file(destination: str, inputs: list[str]) -> None:
+    """Refuse an output that is an input's file, or an existing GeoPackage with other layers: QGIS
+    would replace the whole file and the user's layers would be gone."""
+    out = _file_of(destination)
+    if not out:
+        return
+    for src in inputs:
+        if _file_of(src) == out:
+            raise QgsProcessingException(f"The output {out} is the file of an input layer; writing it would "
+                                         "destroy that layer. Choose another file name.")
+    if out.lower().endswith(".gpkg") and os.path.isfile(out):
+        from ..core.labeller import other_layers
+
+        others = other_layers(out)
+        if others:
+            raise QgsProcessingException(f"{out} already holds layers ({', '.join(others[:5])}); writing the "
+                                         "output would replace the whole file. Choose a new file name.")
 
 
 def all_algorithms() -> list[QgsProcessingAlgorithm]:

@@ -54,7 +54,8 @@ class LayerSource:
 
 
 def _enhancement_range(ce: QgsContrastEnhancement | None):
-    if ce is None or ce.contrastEnhancementAlgorithm() == QgsContrastEnhancement.NoEnhancement:
+    none = QgsContrastEnhancement.ContrastEnhancementAlgorithm.NoEnhancement
+    if ce is None or ce.contrastEnhancementAlgorithm() == none:
         return None
     return float(ce.minimumValue()), float(ce.maximumValue())
 
@@ -71,7 +72,7 @@ def user_nodata(layer: QgsRasterLayer) -> dict[int, list[tuple[float, float]]] |
 
 
 def _set_by_hand(renderer) -> bool:
-    return renderer.minMaxOrigin().limits() == QgsRasterMinMaxOrigin.None_
+    return renderer.minMaxOrigin().limits() == QgsRasterMinMaxOrigin.Limits.None_
 
 
 def layer_source(layer: QgsRasterLayer) -> LayerSource:

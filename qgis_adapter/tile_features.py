@@ -20,7 +20,7 @@ from qgis.PyQt.QtGui import QColor
 
 from ..core.tile_schema import TILE_FIELDS, TileRecord
 
-_QVARIANT = {int: QVariant.Int, float: QVariant.Double, str: QVariant.String}
+_QVARIANT = {int: QVariant.Type.Int, float: QVariant.Type.Double, str: QVariant.Type.String}
 UNCERTAIN = "uncertain"  # the category of tiles under the model's score threshold
 
 
@@ -63,7 +63,7 @@ def style_tiles(layer: QgsVectorLayer, labels: list[str], present: set[str],
     layer.setOpacity(0.55)
     settings = QgsPalLayerSettings()
     settings.fieldName = "label"
-    settings.placement = QgsPalLayerSettings.OverPoint
+    settings.placement = QgsPalLayerSettings.Placement.OverPoint
     fmt = QgsTextFormat()
     fmt.setSize(8)
     fmt.buffer().setEnabled(True)

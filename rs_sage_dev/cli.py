@@ -13,14 +13,19 @@ import json
 from core.cli import command_adder, run_command
 from core.engine import DEFAULT_VIEWS, VIEW_SETS
 
-DEV_COMMANDS = ("train", "export", "export-text", "eval", "calibrate", "bench", "data-card", "demo", "kb")
+DEV_COMMANDS = ("train", "export", "export-text", "eval", "open-eval", "calibrate", "bench", "data-card", "demo", "kb")
 
 
 def _train(args: argparse.Namespace) -> int:
     from .training import TrainConfig, train
 
     cfg = TrainConfig.from_args(args)
-    train(cfg)
+    if cfg.open_vocab:
+        from .open_vocab import train_open
+
+        train_open(cfg)
+    else:
+        train(cfg)
     return 0
 
 
@@ -36,6 +41,28 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluate import run_eval
 
     return run_eval(args)
+
+
+def _open_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .open_eval import DEFAULT_LEAVE_OUT, run_open_eval, write_settings
+
+    leave = DEFAULT_LEAVE_OUT if args.leave_out == "default" else tuple(x for x in args.leave_out.split(",") if x)
+    res = run_open_eval(Path(args.model_dir) if args.model_dir else None, leave, args.limit, args.calibrate,
+                        args.threads)
+    res["command"] = "python -m core " + " ".join(args.argv)
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    if args.write:
+        from core.paths import MODEL_DIR
+
+        write_settings(Path(args.model_dir or MODEL_DIR), match_below=res["match_below"])
+        print(f"wrote match_below={res['match_below']} into {args.model_dir or MODEL_DIR}")
+    return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -107,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model.pt whose class probabilities, averaged over each training image's cached "
                         "augmented views, every single view is also trained to match (self-distillation)")
 
+    t.add_argument("--open", action="store_true",
+                   help="open-vocabulary training on AID and EuroSAT against the text pool (the shipped model)")
+    t.add_argument("--leave-out", default="",
+                   help="comma-separated classes (aid:Pond,eurosat:Highway) whose images and texts are "
+                        "never trained on; 'default' for the documented stand-in set")
+    t.add_argument("--eurosat-per-epoch", type=int, default=None)
+    t.add_argument("--max-steps", type=int, default=None, help="steps per epoch cap (smoke runs)")
+
     e = add("export", _export, "export a checkpoint to the two ONNX files")
     e.add_argument("--checkpoint", default=".checkpoints/full/model.pt")
     e.add_argument("--out", default=None)
@@ -128,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="suffix of the OOD result file (e.g. 'before' for a previous model's numbers)")
     ev.add_argument("--ablations", action="store_true",
                     help="also (re)train and test the ablation variants (slow; resumes)")
+
+    oe = add("open-eval", _open_eval, "open-vocabulary, leave-classes-out and 'none of these' figures")
+    oe.add_argument("--model-dir", default=None)
+    oe.add_argument("--leave-out", default="",
+                    help="classes the model was trained without ('default': the stand-in set)")
+    oe.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")
+    oe.add_argument("--calibrate", action="store_true", help="choose the 'none of these' threshold on validation")
+    oe.add_argument("--write", action="store_true", help="write the chosen threshold into the model's metadata")
+    oe.add_argument("--out", default=None, help="JSON file for the figures")
+    oe.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
 
     cal = add("calibrate", _calibrate, "choose the 'uncertain' score threshold on validation images")
     cal.add_argument("--model-dir", default=None)
@@ -153,4 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    import sys
+
+    args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(args)

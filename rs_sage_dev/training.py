@@ -39,6 +39,9 @@ class TrainConfig:
     distill_from: str | None = None  # model.pt: its view-averaged class probabilities are soft targets
     distill_weight: float = 1.0
     distill_views: int = 4  # cached augmented views averaged for the teacher's targets
+    open_vocab: bool = False  # AID + EuroSAT against the text pool (open_vocab.train_open)
+    leave_out: tuple[str, ...] = ()  # "aid:Pond", "eurosat:Highway": images and texts never trained on
+    eurosat_per_epoch: int = 7000  # EuroSAT training images drawn per epoch (all AID ones are used)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -51,6 +54,17 @@ class TrainConfig:
         cfg.init_from = getattr(args, "init_from", None)
         cfg.lr_scale = getattr(args, "lr_scale", 1.0)
         cfg.distill_from = getattr(args, "distill_from", None)
+        cfg.open_vocab = bool(getattr(args, "open", False))
+        leave = getattr(args, "leave_out", "") or ""
+        if leave == "default":
+            from .open_vocab import DEFAULT_LEAVE_OUT
+
+            cfg.leave_out = DEFAULT_LEAVE_OUT
+        else:
+            cfg.leave_out = tuple(x for x in leave.split(",") if x)
+        cfg.max_steps = getattr(args, "max_steps", None)
+        if getattr(args, "eurosat_per_epoch", None):
+            cfg.eurosat_per_epoch = args.eurosat_per_epoch
         return cfg
 
 

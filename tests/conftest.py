@@ -26,6 +26,16 @@ if "RS_SAGE_CACHE" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["RS_SAGE_CACHE"], ignore_errors=True)  # ~100 MB of graphs
 
 
+# Model packs a test installs go to a folder of this run, never the user's profile.
+if "RS_SAGE_MODELS_HOME" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["RS_SAGE_MODELS_HOME"] = tempfile.mkdtemp(prefix="rs_sage_test_models_")
+    atexit.register(shutil.rmtree, os.environ["RS_SAGE_MODELS_HOME"], ignore_errors=True)
+
+
 def _plugin_link() -> Path:
     """``build/plugins/rs_sage`` -> repo root, the same link ``make setup`` makes."""
     link = PLUGIN_LINKS / "rs_sage"

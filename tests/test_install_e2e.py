@@ -1,6 +1,7 @@
-"""The whole user path, offline: plugin ZIP into a fresh QGIS profile, *Install dependencies* from
-a folder of wheels with no index, then Classify extent through qgis_process.bin with QGIS's own
-Python (no venv) and torch and transformers unimportable."""
+"""The whole user path, offline: plugin ZIP (no models: at most 20 MB) into a fresh QGIS profile,
+*Install dependencies* from a folder of wheels with no index, the model pack from a file, then
+Classify extent through qgis_process.bin with QGIS's own Python (no venv) and torch and
+transformers unimportable."""
 
 import json
 import os
@@ -26,8 +27,10 @@ def _clean_env(home) -> dict:
 
 @pytest.mark.skipif(not (os.path.exists(QP) and os.path.exists(QGIS_PYTHON)), reason="needs Debian's QGIS")
 def test_zip_offline_install_and_classify_without_torch(tmp_path):
-    zip_path = tmp_path / "rs_sage.zip"
-    subprocess.run([sys.executable, "scripts/package.py", str(zip_path)], cwd=ROOT, check=True, capture_output=True)
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "scripts/package.py", str(dist)], cwd=ROOT, check=True, capture_output=True)
+    zip_path = dist / "rs_sage.zip"
+    pack = next(dist.glob("rs_sage-models-*.zip"))
     home = tmp_path / "home"
     profile = home / ".local" / "share" / "QGIS" / "QGIS3" / "profiles" / "default"
     plugins = profile / "python" / "plugins"
@@ -35,8 +38,9 @@ def test_zip_offline_install_and_classify_without_torch(tmp_path):
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(plugins)
     plugin = plugins / "rs_sage"
-    assert (plugin / "core" / "engine.py").is_file() and (plugin / "resources" / "text_encoder").is_dir()
+    assert (plugin / "core" / "engine.py").is_file() and (plugin / "resources" / "model_pack.json").is_file()
     assert not (plugin / "rs_sage_dev").exists() and not (plugin / "tests").exists()
+    assert not (plugin / "resources" / "models").exists() and not (plugin / "resources" / "text_encoder").exists()
 
     # On a connected machine: the wheel folder for QGIS's Python and numpy.
     env = _clean_env(home)
@@ -61,6 +65,12 @@ def test_zip_offline_install_and_classify_without_torch(tmp_path):
     assert not {n for n in installed if n.startswith("numpy")}, "QGIS's numpy must stay the one imported"
     assert sorted(os.listdir("/usr/lib/python3/dist-packages")) == site_before
     assert not list(base.glob("*.partial"))
+
+    # The model pack from a file (the offline route), into this profile, checked before use.
+    models = subprocess.run([QGIS_PYTHON, "-m", "core", "models", "install", str(pack)], cwd=plugin, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert models.returncode == 0, (models.stdout + models.stderr)[-3000:]
+    assert (profile / "rs_sage" / "models" / "current.json").is_file()
 
     # torch and transformers cannot be imported at all.
     block = tmp_path / "block"

@@ -178,3 +178,38 @@ def test_an_unexpected_error_is_a_message_not_a_traceback(provider, tmp_path, mo
         processing.run("rs_sage:label_raster", {"INPUT": str(FIXTURES / "rgbn_clip.tif"), "GSD": 5, "TILE": 64,
                                                 "OUTPUT": str(tmp_path / "x.gpkg")})
     assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_ask_region_never_writes_over_its_regions_file(provider, tmp_path):
+    """The sweep's case: OUTPUT equal to the REGIONS GeoPackage exited 0 and left one empty layer."""
+    import hashlib
+
+    import processing
+    from osgeo import ogr, osr
+    from qgis.core import QgsProcessingException, QgsRasterLayer
+
+    raster = QgsRasterLayer(str(FIXTURES / "rgbn_clip.tif"), "clip")
+    e = raster.extent()
+    gpkg = tmp_path / "regions.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    for name in ("regions", "roads"):
+        lyr = ds.CreateLayer(name, srs, ogr.wkbPolygon)
+        f = ogr.Feature(lyr.GetLayerDefn())
+        f.SetGeometry(ogr.CreateGeometryFromWkt(
+            f"POLYGON(({e.xMinimum()} {e.yMinimum()},{e.xMaximum()} {e.yMinimum()},{e.xMaximum()} {e.yMaximum()},"
+            f"{e.xMinimum()} {e.yMinimum()}))"))
+        lyr.CreateFeature(f)
+    ds = None
+    before = hashlib.sha256(gpkg.read_bytes()).hexdigest()
+    for out in (str(gpkg), str(tmp_path / "other.gpkg")):
+        if out.endswith("other.gpkg"):
+            import shutil
+
+            shutil.copy(gpkg, out)  # an existing GeoPackage with the user's layers in it
+        with pytest.raises(QgsProcessingException, match="(input layer|already holds)"):
+            processing.run("rs_sage:ask_region", {"INPUT": raster, "REGIONS": f"{gpkg}|layername=regions",
+                                                  "QUESTION": "Is there a river?", "GSD": 5, "TILE": 64,
+                                                  "OUTPUT": out})
+    assert hashlib.sha256(gpkg.read_bytes()).hexdigest() == before

@@ -64,7 +64,7 @@ def region_area_m2(geometry: QgsGeometry, crs) -> float:
     da = QgsDistanceArea()
     da.setSourceCrs(crs, QgsProject.instance().transformContext())
     da.setEllipsoid(QgsProject.instance().ellipsoid() or "EPSG:7030")
-    return da.convertAreaMeasurement(da.measureArea(geometry), QgsUnitTypes.AreaSquareMeters)
+    return da.convertAreaMeasurement(da.measureArea(geometry), QgsUnitTypes.AreaUnit.AreaSquareMeters)
 CUSTOM = "Custom list (below)"
 
 
@@ -109,19 +109,30 @@ class RsSageDock(QDockWidget):
         self.install_wheels_button.setToolTip("Offline: install from a folder of wheels made with "
                                               "'python -m core deps wheelhouse' on a connected machine")
         self.install_wheels_button.clicked.connect(self._pick_wheel_folder)
+        self.models_button = QPushButton("Download models", body)
+        self.models_button.setObjectName("RsSageModels")
+        self.models_button.setToolTip("Download the model pack once (about 110 MB, checked against its sha256; "
+                                      "a broken download resumes). Uses QGIS's proxy settings.")
+        self.models_button.clicked.connect(lambda: self.install_models(None))
+        self.models_file_button = QPushButton("Models from file…", body)
+        self.models_file_button.setObjectName("RsSageModelsFile")
+        self.models_file_button.setToolTip("Offline: install a model pack file (rs_sage-models-VERSION.zip) "
+                                           "copied from a connected machine")
+        self.models_file_button.clicked.connect(self._pick_models_file)
         self.diagnostics_button = QPushButton("Diagnostics", body)
         self.diagnostics_button.setObjectName("RsSageDiagnostics")
         self.diagnostics_button.setToolTip("Versions, paths, providers, GPU and checksums; copied to the clipboard")
         self.diagnostics_button.clicked.connect(self.diagnostics)
-        for b in (self.install_button, self.install_wheels_button, self.diagnostics_button):
-            b.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        for b in (self.install_button, self.install_wheels_button, self.models_button, self.models_file_button,
+                  self.diagnostics_button):
+            b.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
             setup.addWidget(b)
         lay.addLayout(setup)
 
         src = self._section("Imagery", body)
         form = QFormLayout(src)
         self.layer_combo = QgsMapLayerComboBox(src)
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.layer_combo.layerChanged.connect(self._layer_changed)
         form.addRow("Raster layer", self.layer_combo)
         self.gsd = QDoubleSpinBox(src)
@@ -161,7 +172,7 @@ class RsSageDock(QDockWidget):
         lv = QVBoxLayout(lab)
         self.preset = QComboBox(lab)
         self.preset.addItems([*PRESETS, CUSTOM])
-        self.preset.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.preset.currentTextChanged.connect(self._preset_changed)
         lv.addWidget(self.preset)
         self.labels_edit = QPlainTextEdit(lab)
@@ -202,7 +213,7 @@ class RsSageDock(QDockWidget):
         av.addWidget(self.region_label)
         self.question = QComboBox(ask)
         self.question.setEditable(True)
-        self.question.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.question.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.question.setMinimumContentsLength(12)
         self.question.addItems(EXAMPLE_QUESTIONS)
         self.question.setCurrentText("")
@@ -229,13 +240,13 @@ class RsSageDock(QDockWidget):
 
         self.summary = QTableWidget(0, 3, body)
         self.summary.setHorizontalHeaderLabels(["Class", "Area (ha)", "%"])
-        self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.summary.verticalHeader().setVisible(False)
         lay.addWidget(self.summary)
         # Scrolls instead of squeezing the map: the dock fits in 400 px at any height.
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.NoFrame)
         scroll.setWidget(body)
         self.body = body
@@ -255,6 +266,30 @@ class RsSageDock(QDockWidget):
         self.status_label.setText(status.as_text())
         for b in (self.install_button, self.install_wheels_button):
             b.setVisible(bool(status.missing_modules))
+        for b in (self.models_button, self.models_file_button):
+            b.setVisible(status.models_missing)
+
+    # ---- model pack ------------------------------------------------------------------------------
+    def _pick_models_file(self) -> None:
+        from qgis.PyQt.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "RS-SAGE model pack", "", "Model pack (*.zip)")
+        if path:
+            self.install_models(path)
+
+    def install_models(self, pack_file: str | None) -> None:
+        from .dependencies import models_work
+
+        if self.busy():
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.MessageLevel.Info)
+            return
+        self.warn("Installing the model pack" + (" from file" if pack_file else " (download, about 110 MB)")
+                  + "; Cancel keeps what was downloaded for the next try.", Qgis.MessageLevel.Info)
+        self._start("RS-SAGE: model pack", models_work(pack_file), self._models_installed)
+
+    def _models_installed(self, root) -> None:
+        self.refresh_status()
+        self.warn(f"Model pack installed in {root}; RS-SAGE is ready to use.", Qgis.MessageLevel.Success)
 
     # ---- dependencies and diagnostics -----------------------------------------------------------
     def _pick_wheel_folder(self) -> None:
@@ -269,11 +304,11 @@ class RsSageDock(QDockWidget):
         from .dependencies import install_work
 
         if self.busy():
-            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.MessageLevel.Info)
             return
         gpu = nvidia_gpu()  # the CUDA build of onnxruntime only where an NVIDIA driver is loaded
         self.warn("Installing Python packages" + (" (GPU build of onnxruntime)" if gpu else "")
-                  + "; the log is under View > Panels > Log Messages > RS-SAGE install.", Qgis.Info)
+                  + "; the log is under View > Panels > Log Messages > RS-SAGE install.", Qgis.MessageLevel.Info)
         self._start("RS-SAGE: install dependencies", install_work(wheel_dir, gpu), self._installed)
 
     def _installed(self, result) -> None:
@@ -282,7 +317,7 @@ class RsSageDock(QDockWidget):
         if result.ok:
             activate_installed()
             self.refresh_status()
-            self.warn(result.message + " RS-SAGE is ready to use.", Qgis.Success)
+            self.warn(result.message + " RS-SAGE is ready to use.", Qgis.MessageLevel.Success)
         else:
             tail = "\n".join(result.log[-8:])
             self.warn(f"{result.message}\n{tail}")
@@ -291,14 +326,14 @@ class RsSageDock(QDockWidget):
         from .dependencies import diagnostics_work
 
         if self.busy():
-            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.MessageLevel.Info)
             return
         self._start("RS-SAGE: diagnostics", diagnostics_work(), self._show_diagnostics)
 
     def _show_diagnostics(self, text: str) -> None:
         QApplication.clipboard().setText(text)
         self.last_diagnostics = text
-        box = QMessageBox(QMessageBox.Information, "RS-SAGE diagnostics",
+        box = QMessageBox(QMessageBox.Icon.Information, "RS-SAGE diagnostics",
                           "The report was copied to the clipboard; paste it into your bug report.", parent=self)
         box.setDetailedText(text)
         box.setModal(False)
@@ -355,10 +390,12 @@ class RsSageDock(QDockWidget):
 
             extent = self.extent_in_layer(layer)
             mx, my = self._metres_per_unit(layer, extent)
+            from ..core.tiling import footprint_text
+
             tile = suggest_tile(extent.width() * mx, extent.height() * my, gsd, self.max_tiles())
             if tile != self.tile.value():
                 self.tile.setValue(tile)
-                text += f" Tiles of {tile} px for the visible extent."
+            text += f" Tiles of {tile} px. {footprint_text(tile, gsd)}"
         except RsSageError:
             pass
         if note:
@@ -445,14 +482,16 @@ class RsSageDock(QDockWidget):
             self.estimate.setText(str(exc).split(";")[0])
 
     # ---- feedback --------------------------------------------------------------------------------
-    def warn(self, text: str, level=Qgis.Warning) -> None:
-        self.iface.messageBar().pushMessage("RS-SAGE", text, level=level, duration=8)
+    def warn(self, text: str, level=Qgis.MessageLevel.Warning) -> None:
+        # Errors and warnings stay until dismissed; they must not flash past under "Task complete".
+        keep = level in (Qgis.MessageLevel.Warning, Qgis.MessageLevel.Critical)
+        self.iface.messageBar().pushMessage("RS-SAGE", text, level=level, duration=0 if keep else 8)
 
     def confirm_large(self, n: int) -> bool:
         """Ask before a run above the tile limit (tests replace this method)."""
         return QMessageBox.question(
             self, "RS-SAGE", f"The extent makes {n} tiles (limit {self.max_tiles()}). Run anyway?",
-        ) == QMessageBox.Yes
+        ) == QMessageBox.StandardButton.Yes
 
     def busy(self) -> bool:
         return self.task is not None
@@ -470,7 +509,7 @@ class RsSageDock(QDockWidget):
             self.ask_button.setEnabled(True)
             if cancelled:
                 self.progress.setValue(0)
-                self.warn("Cancelled; nothing was added to the map.", Qgis.Info)
+                self.warn("Cancelled; nothing was added to the map.", Qgis.MessageLevel.Info)
             elif error:
                 self.warn(error)
             elif result is not None:
@@ -488,7 +527,7 @@ class RsSageDock(QDockWidget):
     # ---- classify ------------------------------------------------------------------------------
     def classify_extent(self) -> None:
         if self.busy():
-            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.MessageLevel.Info)
             return
         self.remember()
         try:
@@ -520,7 +559,7 @@ class RsSageDock(QDockWidget):
             for c, v in enumerate((name, f"{s['area_ha']:.1f}", f"{s['percent']:.1f}")):
                 item = QTableWidgetItem(v)
                 if c:
-                    item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+                    item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
                 self.summary.setItem(r, c, item)
         msg = f"{result.labelled} tiles classified in {result.seconds:.1f} s"
         if result.uncertain:
@@ -529,7 +568,7 @@ class RsSageDock(QDockWidget):
             msg += f". {note}"
         if result.skipped_nodata:
             msg += f"; {result.skipped_nodata} mostly-nodata tiles skipped ({result.nodata_rule})"
-        self.warn(msg, Qgis.Success)
+        self.warn(msg, Qgis.MessageLevel.Success)
 
     # ---- ask -----------------------------------------------------------------------------------
     def _activate_tool(self, mode: str) -> None:
@@ -557,7 +596,7 @@ class RsSageDock(QDockWidget):
 
     def ask(self) -> None:
         if self.busy():
-            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.Info)
+            self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.MessageLevel.Info)
             return
         question = self.question.currentText().strip()
         try:
@@ -626,7 +665,7 @@ class RsSageDock(QDockWidget):
         ct = QgsCoordinateTransform(layer_crs, self.canvas.mapSettings().destinationCrs(),
                                     QgsProject.instance().transformContext())
         for i in res.supporting:
-            band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
+            band = QgsRubberBand(self.canvas, QgsWkbTypes.GeometryType.PolygonGeometry)
             band.setColor(QColor(0, 160, 255, 50))
             band.setStrokeColor(QColor(0, 160, 255))
             band.setWidth(2)

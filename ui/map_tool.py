@@ -14,7 +14,7 @@ class RegionMapTool(QgsMapTool):
     def __init__(self, canvas, mode: str = "rectangle"):
         super().__init__(canvas)
         self.mode = mode
-        self.band = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
+        self.band = QgsRubberBand(canvas, QgsWkbTypes.GeometryType.PolygonGeometry)
         self.band.setColor(QColor(255, 140, 0, 60))
         self.band.setStrokeColor(QColor(255, 140, 0))
         self.band.setWidth(2)
@@ -22,7 +22,7 @@ class RegionMapTool(QgsMapTool):
         self.points: list[QgsPointXY] = []
 
     def canvasPressEvent(self, e):  # noqa: N802
-        if self.mode == "rectangle" and e.button() == Qt.LeftButton:
+        if self.mode == "rectangle" and e.button() == Qt.MouseButton.LeftButton:
             self.start = self.toMapCoordinates(e.pos())
 
     def canvasMoveEvent(self, e):  # noqa: N802
@@ -39,11 +39,11 @@ class RegionMapTool(QgsMapTool):
             self.start = None
             self.emit_region(geom)
         elif self.mode == "polygon":
-            if e.button() == Qt.RightButton and len(self.points) >= 3:
+            if e.button() == Qt.MouseButton.RightButton and len(self.points) >= 3:
                 geom = QgsGeometry.fromPolygonXY([self.points])
                 self.points = []
                 self.emit_region(geom)
-            elif e.button() == Qt.LeftButton:
+            elif e.button() == Qt.MouseButton.LeftButton:
                 self.points.append(p)
 
     def emit_region(self, geom: QgsGeometry) -> None:
@@ -52,7 +52,7 @@ class RegionMapTool(QgsMapTool):
             self.regionDrawn.emit(geom)
 
     def clear(self) -> None:
-        self.band.reset(QgsWkbTypes.PolygonGeometry)
+        self.band.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
 
     def deactivate(self):
         self.points, self.start = [], None

@@ -57,7 +57,7 @@ def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:
     project = project or QgsProject.instance()
     for lyr in project.mapLayersByName(QUESTIONS_LAYER):
         if isinstance(lyr, QgsVectorLayer) and lyr.crs() == crs:
-            missing = [QgsField(n, t) for n, t in (("evidence", QVariant.String), ("tiles", QVariant.Int))
+            missing = [QgsField(n, t) for n, t in (("evidence", QVariant.Type.String), ("tiles", QVariant.Type.Int))
                        if lyr.fields().indexOf(n) < 0]  # a log made by an earlier version
             if missing:
                 lyr.dataProvider().addAttributes(missing)
@@ -65,10 +65,10 @@ def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:
             return lyr
     layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", QUESTIONS_LAYER, "memory")
     layer.dataProvider().addAttributes([
-        QgsField("question", QVariant.String), QgsField("answer", QVariant.String),
-        QgsField("confidence", QVariant.Double), QgsField("type", QVariant.String),
-        QgsField("layer", QVariant.String), QgsField("timestamp", QVariant.String),
-        QgsField("evidence", QVariant.String), QgsField("tiles", QVariant.Int)])
+        QgsField("question", QVariant.Type.String), QgsField("answer", QVariant.Type.String),
+        QgsField("confidence", QVariant.Type.Double), QgsField("type", QVariant.Type.String),
+        QgsField("layer", QVariant.Type.String), QgsField("timestamp", QVariant.Type.String),
+        QgsField("evidence", QVariant.Type.String), QgsField("tiles", QVariant.Type.Int)])
     layer.updateFields()
     layer.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
         {"color": "255,140,0,0", "style": "no", "outline_color": "#ff8c00", "outline_width": "0.8"})))

@@ -16,7 +16,7 @@ class CoreTask(QgsTask):
     """Runs ``work(progress, cancelled)`` in a worker thread; hands its result to ``on_done``."""
 
     def __init__(self, description: str, work: Callable, on_done: Callable[[object, str | None, bool], None]):
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.work = work
         self.on_done = on_done
         self.result = None

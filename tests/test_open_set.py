@@ -1,0 +1,60 @@
+"""'None of these': images that are no scene and labels that fit nothing are flagged, not forced.
+
+The issue's cases: a noise image called "forest" at 0.71, a flat colour "desert" at 0.92, and a
+single label that always scored 1.00.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import fixture_tiles
+
+from core.scene_check import not_a_scene, scene_flags
+from rs_sage_dev.open_eval import synthetic_non_scenes
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from core.engine import Engine
+
+    return Engine.load(user_kb=False)
+
+
+@pytest.fixture(scope="module")
+def real_tiles():
+    return (fixture_tiles("rgbn_clip.tif", 128) + fixture_tiles("landsat_clip.tif", 64)
+            + fixture_tiles("uav_clip.tif", 160))
+
+
+def test_pixel_rule_flags_synthetic_non_scenes_and_no_real_tile(real_tiles):
+    for kind, images in synthetic_non_scenes(200, seed=3).items():
+        flagged = np.mean([bool(not_a_scene(im)) for im in images])
+        assert flagged >= 0.95, kind
+    assert scene_flags(real_tiles, 160) == [""] * len(real_tiles)
+
+
+def test_engine_flags_non_scenes_with_any_label_list(engine):
+    images = [im for ims in synthetic_non_scenes(30, seed=5).values() for im in ims]
+    for labels in (None, ["forest", "desert", "water"], ["forest"]):
+        res = engine.classify(images, labels, 1)
+        flagged = [r for r in res if r.uncertain and r.reason.startswith("not a scene")]
+        assert len(flagged) >= 0.95 * len(images), labels
+
+
+def test_a_single_label_never_scores_one_by_construction(engine, real_tiles):
+    res = engine.classify(real_tiles[:8], ["forest"], 1)
+    assert all(r.score < 0.999 for r in res)
+    assert all(r.match == pytest.approx(r.match) and -1 <= r.match <= 1 for r in res)
+
+
+def test_a_label_that_fits_nothing_is_flagged(engine, real_tiles):
+    """Town, river bed, fields and a drone orthophoto: none of them is an airport runway at sea."""
+    assert engine.match_below > -1, "the shipped model carries a 'none of these' threshold"
+    res = engine.classify(real_tiles, ["ship at sea"], 1)
+    assert np.mean([r.uncertain and r.reason == "no label fits" for r in res]) >= 0.9
+
+
+def test_the_right_label_among_wrong_ones_is_not_flagged_as_none(engine, real_tiles):
+    res = engine.classify(fixture_tiles("rgbn_clip.tif", 128), ["ship at sea", "residential area", "snow"], 1)
+    assert np.mean([r.reason != "no label fits" for r in res]) >= 0.5

@@ -1,0 +1,197 @@
+"""Issue 29's hostile-sweep findings: lose nothing, no traceback, refuse nonsense. Each test fails
+on the code before the fix (the cases are the sweep's own)."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import shutil
+
+import numpy as np
+import pytest
+from helpers import FIXTURES
+
+from core.cli import main
+from core.errors import RsSageError
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def raster(tmp_path):
+    path = tmp_path / "in.tif"
+    shutil.copy(FIXTURES / "rgbn_clip.tif", path)
+    return path
+
+
+def label(raster, out, *extra):
+    return main(["label", str(raster), "--out", str(out), "--gsd", "5", "--tile", "64", *extra])
+
+
+# ---- data lost ------------------------------------------------------------------------------
+def test_default_summary_never_overwrites_the_labels_file(raster, tmp_path, capsys):
+    labels = tmp_path / "labels2.csv"
+    labels.write_text("water\nforest\nurban area\n")
+    before = digest(labels)
+    assert label(raster, tmp_path / "labels2.gpkg", "--labels-file", str(labels)) == 2
+    assert "labels2.csv" in capsys.readouterr().err
+    assert digest(labels) == before
+    assert label(raster, tmp_path / "o.gpkg", "--labels-file", str(labels), "--summary", str(labels)) == 2
+    assert digest(labels) == before
+
+
+def test_an_existing_multi_layer_geopackage_is_not_replaced(raster, tmp_path, capsys):
+    from osgeo import ogr, osr
+
+    gpkg = tmp_path / "project.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    lyr = ds.CreateLayer("roads", srs, ogr.wkbLineString)
+    f = ogr.Feature(lyr.GetLayerDefn())
+    f.SetGeometry(ogr.CreateGeometryFromWkt("LINESTRING (0 0, 1 1)"))
+    lyr.CreateFeature(f)
+    ds = None
+    before = digest(gpkg)
+    assert label(raster, gpkg) == 2
+    assert "roads" in capsys.readouterr().err
+    assert digest(gpkg) == before
+
+
+def _user_kb(tmp_path):
+    from core.knowledge import KnowledgeBase, UserKnowledge
+
+    return UserKnowledge(tmp_path / "kb"), KnowledgeBase.load(user_dir=False).entries
+
+
+def test_kb_add_keeps_lines_it_cannot_parse_byte_for_byte(tmp_path):
+    uk, shipped = _user_kb(tmp_path)
+    uk.add([{"level": "scene", "name": "salt pan", "text": "white evaporation ponds"}], shipped)
+    path = tmp_path / "kb" / "entries.jsonl"
+    odd = b'{"id": "x", "level": "scene",}\n{"level": "scene", "name": "no id", "text": "t"}\ncaf\xe9 latin-1\n'
+    path.write_bytes(path.read_bytes() + odd)
+    kept = path.read_bytes()
+    uk.add([{"level": "scene", "name": "rice terrace", "text": "stepped flooded fields"}], shipped)
+    assert path.read_bytes().startswith(kept)
+    entries, emb = uk.load()
+    assert [e.name for e in entries] == ["salt pan", "rice terrace"] and len(emb) == 2
+
+
+def _add_one(args):
+    folder, name = args
+    from core.knowledge import KnowledgeBase, UserKnowledge
+
+    UserKnowledge(folder).add([{"level": "object", "name": name, "text": f"a {name} seen from above"}],
+                              KnowledgeBase.load(user_dir=False).entries)
+
+
+def test_concurrent_kb_add_keeps_every_entry(tmp_path):
+    from core.text_encoder import shared_encoder
+
+    shared_encoder().encode(["warm up"])  # forked workers share the loaded encoder
+    ctx = multiprocessing.get_context("fork")
+    folder = tmp_path / "kb"
+    names = []
+    with ctx.Pool(4) as pool:
+        for rep in range(20):
+            batch = [(folder, f"thing {rep} {i}") for i in range(4)]
+            names += [n for _, n in batch]
+            pool.map(_add_one, batch)
+    from core.knowledge import UserKnowledge
+
+    entries, emb = UserKnowledge(folder).load()
+    assert sorted(e.name for e in entries) == sorted(names)
+    assert emb.shape == (80, 384)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "pickled", "wrong_width"])
+def test_a_damaged_user_embeddings_file_is_rebuilt_with_a_warning(tmp_path, damage, caplog):
+    uk, shipped = _user_kb(tmp_path)
+    uk.add([{"level": "scene", "name": "salt pan", "text": "white evaporation ponds"}], shipped)
+    emb_path = tmp_path / "kb" / "embeddings.npy"
+    good = np.load(emb_path)
+    if damage == "garbage":
+        emb_path.write_bytes(b"\x00garbage" * 20)
+    elif damage == "truncated":
+        emb_path.write_bytes(emb_path.read_bytes()[:100])
+    elif damage == "pickled":
+        np.save(emb_path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    else:
+        np.save(emb_path, np.zeros((1, 17), np.float32))
+    from core.knowledge import KnowledgeBase
+
+    with caplog.at_level("WARNING"):
+        kb = KnowledgeBase.load(user_dir=tmp_path / "kb")
+    assert "embeddings.npy" in caplog.text
+    assert np.allclose(np.load(emb_path), good, atol=1e-5)
+    assert any(e.name == "salt pan" for e in kb.entries)
+
+
+# ---- refused, not guessed ---------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["--labels", ""], "no class names"),
+    (["--labels", ",,, ;"], "no class names"),
+])
+def test_empty_label_lists_are_refused(raster, tmp_path, capsys, argv, message):
+    assert label(raster, tmp_path / "o.gpkg", *argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.gpkg").exists()
+
+
+def test_binary_labels_file_and_empty_output_name_are_refused(raster, tmp_path, capsys):
+    binary = tmp_path / "labels.bin"
+    binary.write_bytes(bytes(range(256)))
+    assert label(raster, tmp_path / "o.gpkg", "--labels-file", str(binary)) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["label", str(raster), "--out", ""]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_outputs_on_system_folders_are_refused(raster, capsys):
+    assert main(["label", str(raster), "--out", "/proc/rs_sage.gpkg"]) == 2
+    assert "system folder" in capsys.readouterr().err
+
+
+def test_classify_top_k_zero_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    img = tmp_path / "a.png"
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(img)
+    assert main(["classify", str(img), "--top-k", "0"]) == 2
+    assert "--top-k" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("call", ["top_k_float", "label_none", "label_nul"])
+def test_python_api_wrong_types_are_clear_errors(call):
+    from core.engine import Engine
+
+    eng = Engine.load(user_kb=False)
+    img = np.full((64, 64, 3), 120, np.uint8)
+    with pytest.raises(RsSageError):
+        if call == "top_k_float":
+            eng.classify([img], ["water"], top_k=2.5)
+        elif call == "label_none":
+            eng.classify([img], ["water", None])
+        else:
+            eng.classify([img], ["wa\0ter"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["kb", "search", ""], "empty"),
+    (["kb", "search", "harbour", "-k", "0"], "-k"),
+    (["kb", "search", "harbour", "-k", "-3"], "-k"),
+])
+def test_kb_search_nonsense_is_refused(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_user_kb_that_is_a_file_or_system_folder_is_refused(tmp_path, capsys):
+    f = tmp_path / "file.tif"
+    f.write_bytes(b"II*\x00")
+    assert main(["kb", "add", "--level", "scene", "--name", "x", "--text", "y", "--user-kb", str(f)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["kb", "search", "harbour", "--user-kb", "/proc"]) == 2
+    assert "system folder" in capsys.readouterr().err

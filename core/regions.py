@@ -1,8 +1,11 @@
 """Questions about a region larger than one tile: answered tile by tile, then aggregated.
 
+Every tile is weighted by the area of its intersection with the drawn region (cut to the raster;
+shapely in the layer's CRS, geodesic area for a geographic CRS), so shares, areas and counts are
+of the region, never of whole tiles: a region's water can no longer exceed the region.
 Presence: yes where any tile says yes (the tiles that do are the evidence); count: the sum of
-the tiles' counts (bin centres), re-binned; scene and rural/urban: area shares of the tiles'
-answers, the largest share wins.
+the tiles' counts (bin centres) times the share of each tile inside the region, re-binned; scene
+and rural/urban: area shares of the tiles' answers, the largest share wins.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class TileAnswer:
     answer: str
     confidence: float
     scene: str
+    weight: float = 1.0  # m² of the region this tile stands for (its part inside region and raster)
+    part: float = 1.0  # that area as a share of the whole tile
+    footprint: str = ""  # WKT of the tile cut to the region and raster (what the map highlights)
 
 
 @dataclass
@@ -46,6 +52,8 @@ class RegionAnswer:
     router: dict = field(default_factory=dict)
     shares: dict[str, float] = field(default_factory=dict)
     skipped_nodata: int = 0
+    region_m2: float = 0.0  # the drawn region's area
+    valid_m2: float = 0.0  # the part of it answered from valid imagery
 
 
 def aggregate(qtype: str, tiles: list[TileAnswer]) -> tuple[str, float, list[int], dict[str, float]]:
@@ -57,63 +65,84 @@ def aggregate(qtype: str, tiles: list[TileAnswer]) -> tuple[str, float, list[int
             return "yes", max(tiles[i].confidence for i in yes), yes, {}
         return "no", min(t.confidence for t in tiles), list(range(len(tiles))), {}
     if qtype == "count":
-        total = sum(BIN_VALUE.get(t.answer, 0) for t in tiles)
+        total = sum(BIN_VALUE.get(t.answer, 0) * t.part for t in tiles)
         nonzero = [i for i, t in enumerate(tiles) if t.answer != COUNT_BINS[0]]
         conf = float(np.mean([t.confidence for t in tiles]))
-        return count_bin(total), conf, nonzero, {}
+        return count_bin(round(total)), conf, nonzero, {}
     key = (lambda t: t.scene) if qtype in ("scene", "open") else (lambda t: t.answer)
-    shares = Counter(key(t) for t in tiles)
-    best, n = shares.most_common(1)[0]
+    shares = weighted_shares(tiles, key)
+    best, share = next(iter(shares.items()))
     support = [i for i, t in enumerate(tiles) if key(t) == best]
-    conf = float(np.mean([tiles[i].confidence for i in support])) * n / len(tiles)
-    return best, conf, support, {k: round(v / len(tiles), 4) for k, v in shares.most_common()}
+    conf = float(np.mean([tiles[i].confidence for i in support])) * share
+    return best, conf, support, shares
+
+
+def weighted_shares(tiles: list[TileAnswer], key) -> dict[str, float]:
+    """{value: share of the answered area}, largest first."""
+    total = sum(t.weight for t in tiles) or 1.0
+    sums: Counter = Counter()
+    for t in tiles:
+        sums[key(t)] += t.weight
+    return {k: round(v / total, 4) for k, v in sums.most_common()}
+
+
+def area_text(m2: float) -> str:
+    """'12.3 ha', '950 m²', '102.4 km²'."""
+    if m2 >= 1e6:
+        return f"{m2 / 1e6:,.1f} km²"
+    if m2 >= 500:
+        return f"{m2 / 1e4:,.1f} ha"
+    return f"{m2:,.0f} m²"
 
 
 RURAL_URBAN_Q = "Is this a rural or an urban area?"
 
 
-def _pct(n: int, total: int) -> str:
-    return f"{100 * n / total:.0f} %" if total else "0 %"
-
-
-def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha: float,
+def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha: float = 0.0,
                   label_list: list[str] | None = None):
     """Answers over the region's tiles for share, comparison, where and describe (open), each
-    with the tiles that support it, so the map can show the evidence."""
+    with the tiles that support it, so the map can show the evidence. Shares and areas are of
+    the answered part of the region (each tile weighted by its area inside it)."""
     n = len(tiles)
-    labels = Counter(t.scene for t in tiles)
-    shares = {k: round(v / n, 4) for k, v in labels.most_common()}
+    total = sum(t.weight for t in tiles) or 1.0
+    shares = weighted_shares(tiles, lambda t: t.scene)
 
-    def area(k: int) -> str:
+    def w(idx: list[int]) -> float:
+        return sum(tiles[i].weight for i in idx)
+
+    def pct(m2: float) -> str:
+        return f"{100 * m2 / total:.0f} %"
+
+    def area(m2: float) -> str:
         """', about 12.3 ha' (empty when the tiles' ground size is unknown, e.g. a plain image)."""
-        if tile_ha <= 0:
-            return ""
-        return f", about {k * tile_ha:,.1f} ha" if tile_ha >= 0.05 else f", about {k * tile_ha * 1e4:,.0f} m²"
+        return f", about {area_text(m2)}" if tile_ha != 0 or any(t.weight != 1.0 for t in tiles) else ""
 
+    top3 = list(shares.items())[:3]
     if parsed.type == "share":
         support = [i for i, t in enumerate(tiles) if t.scene == parsed.subject]
-        k = len(support)
+        k = w(support)
         conf = float(np.mean([tiles[i].confidence for i in support])) if support else \
             float(np.mean([1 - t.confidence for t in tiles]))
-        others = ", ".join(f"{lab} {_pct(c, n)}" for lab, c in labels.most_common(3) if lab != parsed.subject)
-        text = (f"{parsed.subject}: {_pct(k, n)} of the region ({k} of {n} tiles{area(k)})"
+        others = ", ".join(f"{lab} {100 * s:.0f} %" for lab, s in top3 if lab != parsed.subject)
+        text = (f"{parsed.subject}: {pct(k)} of the region ({len(support)} of {n} tiles{area(k)})"
                 + (f"; also {others}" if others else ""))
-        return _pct(k, n), conf, support, shares, text
+        return pct(k), conf, support, shares, text
     if parsed.type == "comparison":
         a = [i for i, t in enumerate(tiles) if t.scene == parsed.subject]
         b = [i for i, t in enumerate(tiles) if t.scene == parsed.other]
-        holds = {"more": len(a) > len(b), "less": len(a) < len(b), "equal": len(a) == len(b)}[parsed.relation]
+        wa, wb = w(a), w(b)
+        holds = {"more": wa > wb, "less": wa < wb, "equal": abs(wa - wb) <= 1e-6 * total}[parsed.relation]
         answer = "yes" if holds else "no"
         support = sorted(a + b)
         conf = float(np.mean([tiles[i].confidence for i in support])) if support else 0.5
-        text = (f"{answer.capitalize()}: {parsed.subject} {_pct(len(a), n)} ({len(a)} tiles{area(len(a))}), "
-                f"{parsed.other} {_pct(len(b), n)} ({len(b)} tiles{area(len(b))}) of {n} tiles, "
+        text = (f"{answer.capitalize()}: {parsed.subject} {pct(wa)} ({len(a)} tiles{area(wa)}), "
+                f"{parsed.other} {pct(wb)} ({len(b)} tiles{area(wb)}) of {n} tiles, "
                 f"by the scene label of each tile")
         return answer, conf, support, shares, text
     if parsed.type == "where":
         # A thing that is one of the labels is where the tiles carry that label (the map the user
         # sees agrees); anything else is where the presence head says yes.
-        by_label = parsed.subject.casefold() in {lab.casefold() for lab in (label_list or labels)}
+        by_label = parsed.subject.casefold() in {lab.casefold() for lab in (label_list or shares)}
         if by_label:
             support = [i for i, t in enumerate(tiles) if t.scene.casefold() == parsed.subject.casefold()]
             how = "tiles labelled so"
@@ -124,14 +153,13 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
             conf = float(np.mean([t.confidence for t in tiles]))
             return "not found", conf, [], shares, f"No {parsed.subject} found in any of the {n} tiles ({how})"
         conf = float(np.mean([tiles[i].confidence for i in support]))
-        text = f"{parsed.subject}: in {len(support)} of {n} tiles{area(len(support))} ({how})"
+        text = f"{parsed.subject}: in {len(support)} of {n} tiles{area(w(support))} ({how})"
         return f"{len(support)} of {n} tiles", conf, support, shares, text
     # describe
-    top = labels.most_common(3)
     objects = Counter(c.name for r in results for c in r.cues.get("object", [])[:3])
     ru = Counter(r.answer for r in rural_urban)
     uncertain = sum(1 for r in results if getattr(r, "uncertain", False))
-    parts = [", ".join(f"{lab} {_pct(c, n)}" for lab, c in top)]
+    parts = [", ".join(f"{lab} {100 * sh:.0f} %" for lab, sh in top3)]
     if objects:
         parts.append("things seen: " + ", ".join(name for name, _ in objects.most_common(4)))
     if ru:
@@ -139,10 +167,10 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
         parts.append(f"mostly {kind} ({c} of {n} tiles)")
     if uncertain:
         parts.append(f"{uncertain} tiles uncertain")
-    best_label = top[0][0]
+    best_label = top3[0][0]
     support = [i for i, t in enumerate(tiles) if t.scene == best_label]
-    conf = float(np.mean([tiles[i].confidence for i in support])) * len(support) / n
-    text = f"A region of {n} tiles{area(n)}: " + "; ".join(parts) + "."
+    conf = float(np.mean([tiles[i].confidence for i in support])) * top3[0][1]
+    text = f"A region of {n} tiles{area(total)}: " + "; ".join(parts) + "."
     return best_label, conf, support, shares, text
 
 
@@ -163,18 +191,23 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
                          max_tiles=max_tiles)
     p = plan_for_engine(params, engine)
     ds, gt, grid, tile_gsd_m, tile = p.ds, p.gt, p.grid, p.gsd, p.tile
+    raster_box = box(gt[0], gt[3] + ds.RasterYSize * gt[5], gt[0] + ds.RasterXSize * gt[1], gt[3])
+    measure = area_measure(p.srs)
+    region_m2 = measure(geometry)
+    inside = geometry.intersection(raster_box)
     bands = bands or default_rgb_bands(ds)
     auto_stretch, rule = valid_stretch(ds, bands, nodata)
     stretch = stretch or auto_stretch
     rule_text = rule.describe()
     encoded: list = []  # per tile: (tokens, queries) when cached, else None until encoded
     tile_keys: list = []  # per tile: its cache key (None without a cache)
-    images, bounds, skipped = {}, [], 0
+    images, bounds, parts, skipped = {}, [], [], 0
     for n, (_r, _c, x, y, size) in enumerate(grid.windows()):
         if cancelled and cancelled():
             raise Cancelled()
         b = (gt[0] + x * gt[1], gt[3] + (y + size) * gt[5], gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
-        if not geometry.intersects(box(*b)):
+        cut = inside.intersection(box(*b))
+        if cut.is_empty or cut.area <= 0:
             continue
         key = hit = None
         if cache is not None:
@@ -189,6 +222,7 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         encoded.append(hit)
         tile_keys.append(key)
         bounds.append(b)
+        parts.append((cut, measure(cut), cut.area / box(*b).area))
         if progress:
             progress(50.0 * (n + 1) / grid.count)
     if not encoded:
@@ -225,19 +259,42 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
             rural_urban += engine.ask_encoded(tokens, queries, RURAL_URBAN_Q, list(label_key), scenes=scenes)
     if progress:
         progress(100.0)
-    tiles = [TileAnswer(b, r.answer, r.confidence, r.scene) for b, r in zip(bounds, results, strict=True)]
+    tiles = [TileAnswer(b, r.answer, r.confidence, r.scene, m2, share, cut.wkt)
+             for b, r, (cut, m2, share) in zip(bounds, results, parts, strict=True)]
+    valid_m2 = sum(t.weight for t in tiles)
     tile_ha = (tile * tile_gsd_m) ** 2 / 1e4
     if parsed.type in ("share", "comparison", "where", "open"):
         answer, conf, support, shares, text = region_answer(parsed, tiles, results, rural_urban, tile_ha,
                                                             list(label_key))
         best = max(support, key=lambda i: tiles[i].confidence) if support else 0
-        return RegionAnswer(parsed.text, parsed.type, answer, round(conf, 4), text, tiles, support,
-                            results[best].cues, results[best].router, shares, skipped)
+        return RegionAnswer(parsed.text, parsed.type, answer, round(conf, 4), text + coverage(region_m2, valid_m2),
+                            tiles, support, results[best].cues, results[best].router, shares, skipped,
+                            region_m2, valid_m2)
     answer, conf, support, shares = aggregate(parsed.type, tiles)
     best = max(support, key=lambda i: tiles[i].confidence) if support else 0
     cues, router = results[best].cues, results[best].router
     evidence = "; ".join(", ".join(c.name for c in cues[lv][:3]) for lv in ("scene", "object"))
     where = f"{len(support)} of {len(tiles)} tiles" if len(tiles) > 1 else "1 tile"
-    text = f"{answer[:1].upper()}{answer[1:]} ({conf:.2f}, {where}): {evidence}"
+    text = f"{answer[:1].upper()}{answer[1:]} ({conf:.2f}, {where}): {evidence}" + coverage(region_m2, valid_m2)
     return RegionAnswer(parsed.text, parsed.type, answer, round(conf, 4), text, tiles, support,
-                        cues, router, shares, skipped)
+                        cues, router, shares, skipped, region_m2, valid_m2)
+
+
+def coverage(region_m2: float, valid_m2: float) -> str:
+    """'. Region 102.4 km², 98 % of it answered from valid imagery.'"""
+    if region_m2 <= 0:
+        return ""
+    return f". Region {area_text(region_m2)}, {min(100.0, 100 * valid_m2 / region_m2):.0f} % of it answered " \
+           "from valid imagery"
+
+
+def area_measure(srs):
+    """A function giving a shapely geometry's area in m² in the raster's CRS: planar for a
+    projected CRS (times its unit), geodesic on WGS84 for a geographic one."""
+    if srs is not None and srs.IsGeographic():
+        from pyproj import Geod
+
+        geod = Geod(ellps="WGS84")
+        return lambda g: abs(geod.geometry_area_perimeter(g)[0])
+    unit = srs.GetLinearUnits() if srs is not None else 1.0
+    return lambda g: g.area * unit * unit

@@ -87,3 +87,41 @@ def test_describe_names_the_main_scenes_with_shares(engine, region, labeller_cou
     top, k = counts.most_common(1)[0]
     assert res.answer == top and f"{top} {100 * k / n:.0f} %" in res.text
     assert "mostly rural" in res.text or "mostly urban" in res.text
+
+
+def test_shares_weight_each_tile_by_its_area_inside_the_region():
+    """Two tiles wholly inside (water, land) and a land tile of which only a tenth is inside:
+    water is about half, not a third, and the areas add up to the region's."""
+    from core.question_parse import parse_question
+    from core.regions import TileAnswer, region_answer
+
+    tiles = [TileAnswer((0, 0, 1, 1), "", 0.9, "water", 10_000.0, 1.0),
+             TileAnswer((1, 0, 2, 1), "", 0.9, "farmland", 10_000.0, 1.0),
+             TileAnswer((2, 0, 3, 1), "", 0.9, "farmland", 1_000.0, 0.1)]
+    answer, _, support, shares, text = region_answer(parse_question("How much of this area is water?"),
+                                                     tiles, [], [], 1.0, ["water", "farmland"])
+    assert answer == "48 %" and support == [0]
+    assert shares == {"farmland": 0.5238, "water": 0.4762}
+    assert "about 1.0 ha" in text
+
+
+def test_a_region_answer_never_reports_more_area_than_the_region(engine):
+    """A rectangle overhanging the raster on two sides: tiles are cut to raster and region, the
+    answered area is at most the region's (and the part of it on the raster)."""
+    from osgeo import gdal
+    from shapely.geometry import box
+
+    ds = gdal.Open(RASTER)
+    gt = ds.GetGeoTransform()
+    x0, y1 = gt[0], gt[3]
+    x1, y0 = gt[0] + ds.RasterXSize * gt[1], gt[3] + ds.RasterYSize * gt[5]
+    region = box(x0 + 0.37 * (x1 - x0), y0 - 300, x1 + 500, y0 + 0.41 * (y1 - y0))
+    res = ask_region(engine, RASTER, region, "How much of this area is water?", gsd=5, tile=64, labels=LABELS)
+    on_raster = region.intersection(box(x0, y0, x1, y1)).area
+    assert res.region_m2 == pytest.approx(region.area)
+    assert res.valid_m2 <= on_raster + 1e-6 and res.valid_m2 > 0.5 * on_raster
+    assert sum(t.weight for t in res.tiles) == pytest.approx(res.valid_m2)
+    assert "Region " in res.text and "% of it answered" in res.text
+    from shapely import wkt
+
+    assert all(wkt.loads(t.footprint).within(region.buffer(1e-6)) for t in res.tiles)

@@ -669,7 +669,9 @@ class RsSageDock(QDockWidget):
             band.setColor(QColor(0, 160, 255, 50))
             band.setStrokeColor(QColor(0, 160, 255))
             band.setWidth(2)
-            g = QgsGeometry.fromRect(QgsRectangle(*res.tiles[i].bounds))
+            t = res.tiles[i]  # the tile cut to the region and the raster, where known
+            g = QgsGeometry.fromWkt(t.footprint) if getattr(t, "footprint", "") else \
+                QgsGeometry.fromRect(QgsRectangle(*t.bounds))
             g.transform(ct)
             band.setToGeometry(g, None)
             self.highlights.append(band)

@@ -448,7 +448,7 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
             raise RsSageError("The extent does not overlap the raster.")
         w, h = x1 - x0, y1 - y0
     stride = params.stride or tile
-    grid = make_grid(w, h, x0, y0, native_m, gsd, tile, stride)
+    grid = make_grid(w, h, x0, y0, native_m, gsd, tile, stride, float(ds.RasterXSize), float(ds.RasterYSize))
     if params.max_tiles and grid.count > params.max_tiles:
         raise RsSageError(f"This would make {grid.count:,} tiles (limit {params.max_tiles:,}); use a coarser "
                           "scale, a smaller extent, or raise the limit (CLI: --max-tiles N or --allow-large; "

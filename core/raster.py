@@ -106,7 +106,30 @@ def read_rgb(ds, bands: list[int], xoff: int, yoff: int, xsize: int, ysize: int,
                                                                  buf_xsize=out_w, buf_ysize=out_h)
     stack = np.stack(arrays)
     valid = rule.valid(stack, m)
+    k = min(4, int(min(xsize / out_w, ysize / out_h)))
+    if k >= 2:
+        # Averaging skips declared nodata, so a 90 % nodata speckle would read as valid at a coarse
+        # scale: validity is measured on the pixels themselves (nearest, k x k per output pixel).
+        valid = valid & _fine_valid(ds, bands, xoff, yoff, xsize, ysize, out_w, out_h, k, rule)
     return stretch.apply(np.nan_to_num(stack, nan=0.0) if stack.dtype.kind == "f" else stack), valid
+
+
+def _fine_valid(ds, bands, xoff, yoff, xsize, ysize, out_w, out_h, k, rule) -> np.ndarray:
+    """Per output pixel: at least half of its k x k source samples are valid."""
+    from osgeo import gdal
+
+    fw, fh = out_w * k, out_h * k
+    nearest = gdal.GRIORA_NearestNeighbour
+    arrays = [ds.GetRasterBand(b).ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=fw, buf_ysize=fh,
+                                              resample_alg=nearest) for b in bands]
+    if any(a is None for a in arrays):
+        raise RsSageError(f"GDAL could not read the window at {xoff},{yoff} {xsize}x{ysize}")
+    m = None
+    if rule.use_mask:
+        m = ds.GetRasterBand(bands[0]).GetMaskBand().ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=fw,
+                                                                 buf_ysize=fh, resample_alg=nearest)
+    fine = rule.valid(np.stack(arrays), m)
+    return fine.reshape(out_h, k, out_w, k).mean(axis=(1, 3)) >= 0.5
 
 
 def read_tile(ds, bands: list[int], x: float, y: float, size: float, tile: int, stretch: Stretch,

@@ -202,11 +202,16 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
     encoded: list = []  # per tile: (tokens, queries) when cached, else None until encoded
     tile_keys: list = []  # per tile: its cache key (None without a cache)
     images, bounds, parts, skipped = {}, [], [], 0
-    for n, (_r, _c, x, y, size) in enumerate(grid.windows()):
+    step = grid.src_per_stride
+    for n, (r, c, x, y, size) in enumerate(grid.windows()):
         if cancelled and cancelled():
             raise Cancelled()
         b = (gt[0] + x * gt[1], gt[3] + (y + size) * gt[5], gt[0] + (x + size) * gt[1], gt[3] + y * gt[5])
-        cut = inside.intersection(box(*b))
+        # The area a tile answers for is its own cell of the grid (cells partition the plan, so no
+        # area is counted twice where an edge tile was shifted inwards), cut to region and raster.
+        cx, cy = grid.x0 + c * step, grid.y0 + r * step
+        cell = box(gt[0] + cx * gt[1], gt[3] + (cy + step) * gt[5], gt[0] + (cx + step) * gt[1], gt[3] + cy * gt[5])
+        cut = inside.intersection(cell)
         if cut.is_empty or cut.area <= 0:
             continue
         key = hit = None

@@ -21,16 +21,27 @@ class GridSpec:
     src_per_stride: float
     cols: int
     rows: int
+    raster_w: float = math.inf  # the raster's size in source pixels: tiles never hang past it
+    raster_h: float = math.inf
 
     @property
     def count(self) -> int:
         return self.cols * self.rows
 
     def windows(self) -> Iterator[tuple[int, int, float, float, float]]:
-        """(row, col, xoff, yoff, size) in source pixels, row-major."""
+        """(row, col, xoff, yoff, size) in source pixels, row-major. The last row and column are
+        shifted inwards to end at the raster's edge (overlapping their neighbour) instead of hanging
+        past it, so a raster whose size is not a multiple of the tile is covered to its edge and no
+        tile is half fill; only a raster smaller than one tile still gets an overhanging tile."""
         for r in range(self.rows):
+            y = _inside(self.y0 + r * self.src_per_stride, self.src_per_tile, self.raster_h)
             for c in range(self.cols):
-                yield r, c, self.x0 + c * self.src_per_stride, self.y0 + r * self.src_per_stride, self.src_per_tile
+                yield r, c, _inside(self.x0 + c * self.src_per_stride, self.src_per_tile, self.raster_w), y, \
+                    self.src_per_tile
+
+
+def _inside(off: float, size: float, limit: float) -> float:
+    return max(0.0, min(off, limit - size)) if limit >= size else off
 
 
 def metres_per_unit(srs, centre_lat: float | None = None) -> tuple[float, float]:
@@ -47,7 +58,7 @@ def metres_per_unit(srs, centre_lat: float | None = None) -> tuple[float, float]
 
 
 def make_grid(width: float, height: float, x0: float, y0: float, native_m: float, gsd: float,
-              tile: int, stride: int) -> GridSpec:
+              tile: int, stride: int, raster_w: float = math.inf, raster_h: float = math.inf) -> GridSpec:
     if tile < 32:
         raise RsSageError(f"Tile size {tile} px is too small; use at least 32 px.")
     if stride <= 0 or stride > tile * 4:
@@ -59,7 +70,8 @@ def make_grid(width: float, height: float, x0: float, y0: float, native_m: float
     if width <= 0 or height <= 0:
         raise RsSageError("The extent is empty (zero width or height).")
     return GridSpec(x0, y0, width, height, src_tile, src_stride,
-                    tiles_along(width, src_tile, src_stride), tiles_along(height, src_tile, src_stride))
+                    tiles_along(width, src_tile, src_stride), tiles_along(height, src_tile, src_stride),
+                    raster_w, raster_h)
 
 
 def tiles_along(length: float, tile: float, stride: float) -> int:

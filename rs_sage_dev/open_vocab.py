@@ -75,6 +75,7 @@ class OpenData:
         enc = shared_encoder()
         texts = class_texts(kb)
         self.name_emb = enc.encode([t[0] for t in texts])  # [40, d] plain names, for evaluation
+        self.class_emb = [enc.encode(t) for t in texts]  # per class, every wording (one drawn per step)
         # The pool: every text of every class that is not left out; a text shared by two classes
         # ("forest") is a positive of both.
         pool = sorted({t for c, ts in enumerate(texts) if not self.held[c] for t in ts})
@@ -185,6 +186,11 @@ def train_open(tc: TrainConfig) -> Path:
     pool_emb, pool_pos = torch.from_numpy(data.pool_emb), torch.from_numpy(data.pool_pos)
     broad_t = torch.from_numpy(data.broad_t)
     default_u = torch.from_numpy(data.default_u)
+    n_aid_cls = len(AID_CLASSES)
+    same_set = np.zeros((len(OPEN_CLASSES), len(OPEN_CLASSES)), bool)
+    same_set[:n_aid_cls, :n_aid_cls] = True
+    same_set[n_aid_cls:, n_aid_cls:] = True
+    allowed = torch.from_numpy(same_set & ~data.held[None, :])  # [true class, candidate class]
     ce = torch.nn.functional.cross_entropy
     a_scale = 20.0
     for epoch in range(start_epoch, tc.epochs):
@@ -212,7 +218,11 @@ def train_open(tc: TrainConfig) -> Path:
             scale = model.experts.logit_scale.exp().clamp(max=100)
             loss_text = _soft_nce(scale * emb @ pool_emb.T, pool_pos[labels])
             loss_broad = _soft_nce(scale * emb @ pool_broad(data, rng).T, broad_t[labels])
-            loss = loss_text + 0.3 * loss_broad
+            # Each image against one drawn wording of every kept class of its own data set: the
+            # ranking the user's label list needs (the pool alone spreads mass over all wordings).
+            drawn = torch.from_numpy(np.stack([p[rng.integers(len(p))] for p in data.class_emb]))
+            loss_cls = ce((scale * emb @ drawn.T).masked_fill(~allowed[labels], -1e4), labels)
+            loss = loss_text + loss_cls + 0.3 * loss_broad
             parts = [float(loss_text), float(loss_broad)]
             if na:
                 ans = torch.tensor([a for _, a, _ in qa])

@@ -237,7 +237,7 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
             for fut in pending:
                 in_flight -= 1
                 if cancelled and cancelled():
-                    from .labeller import Cancelled
+                    from .errors import Cancelled
 
                     raise Cancelled()
                 part = fut.result()

@@ -11,3 +11,7 @@ class KnowledgeBaseError(RsSageError):
 
 class ModelError(RsSageError):
     pass
+
+
+class Cancelled(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """Raised when the caller's cancel callback says stop; outputs are removed."""

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RsSageError
+from .errors import Cancelled, RsSageError  # noqa: F401 (Cancelled re-exported)
 from .palette import CATEGORICAL
 from .raster import Stretch, band_order_note, default_rgb_bands, open_raster, read_valid_tile
 from .tile_schema import TILE_FIELDS, TileRecord, tile_attributes
-from .tiling import footprint_text, footprint_tile, make_grid, metres_per_unit
+from .tiling import MIN_TILE_PX, footprint_text, footprint_tile, make_grid, metres_per_unit
 from .valid_pixels import PixelRule, UserNoData, valid_stretch
 
 NODATA_CLASS = 255  # Byte class rasters (up to 255 labels); UInt16 ones use 65535
@@ -43,10 +43,6 @@ def class_raster_type(n_labels: int):
 # GDAL's block cache defaults to 5 % of RAM (1.2 GB on a 24 GB machine) and fills up on large
 # rasters; tiles are read row by row, so a few rows of blocks are all it needs.
 GDAL_CACHE_BYTES = 256 * 1024 * 1024
-
-
-class Cancelled(Exception):  # noqa: N818 (a control-flow signal, not an error)
-    """Raised when the caller's cancel callback says stop; outputs are removed."""
 
 
 LARGE_PLAN_TILES = 250_000  # about 45 min at 100 tiles/s: larger batch runs need an explicit flag
@@ -447,6 +443,7 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
         if x1 <= x0 or y1 <= y0:
             raise RsSageError("The extent does not overlap the raster.")
         w, h = x1 - x0, y1 - y0
+    tile = fit_tile(w * native_m, h * native_m, gsd, tile, params, gsd_range)
     stride = params.stride or tile
     grid = make_grid(w, h, x0, y0, native_m, gsd, tile, stride, float(ds.RasterXSize), float(ds.RasterYSize))
     if params.max_tiles and grid.count > params.max_tiles:
@@ -457,6 +454,35 @@ def plan(params: LabelParams, engine_gsd: float, gsd_range: tuple[float, float] 
     if not params.tile:
         notes.append(f"Tiles of {tile} px at {gsd:g} m/px. " + footprint_text(tile, gsd))
     return Plan(ds, gt, srs, grid, gsd, notes, tile)
+
+
+def fit_tile(w_m: float, h_m: float, gsd: float, tile: int, params: LabelParams,
+             gsd_range: tuple[float, float]) -> int:
+    """The tile, made smaller when the user left it to us and the window is smaller than one
+    tile; otherwise a plain message that says how big the window is and how big a scene must be,
+    with only advice the controls can follow."""
+    need = params.min_valid  # a tile must be at least this share valid
+    if w_m * h_m >= need * (tile * gsd) ** 2:
+        return tile
+    if not params.tile:
+        fitting = [t for t in range(tile, MIN_TILE_PX - 1, -32) if w_m * h_m >= need * (t * gsd) ** 2]
+        if fitting:
+            return fitting[0]
+    what = "extent" if params.extent else "layer"
+    lo = gsd_range[0]
+    smallest = MIN_TILE_PX * lo
+    size = f"The {what} is {_metres(w_m)} x {_metres(h_m)}"
+    if w_m * h_m < need * smallest ** 2:
+        raise RsSageError(f"{size}: smaller than one scene the model can read. A scene must be at least "
+                          f"{_metres(smallest)} across ({MIN_TILE_PX} px at the model's finest scale, {lo:g} m/px; "
+                          f"training scenes were 75 m-4.8 km). Use a larger {what}.")
+    options = []
+    if tile > MIN_TILE_PX:
+        options.append(f"a tile of {MIN_TILE_PX} px")
+    if gsd > lo:
+        options.append(f"a finer scale (down to {lo:g} m/px)")
+    raise RsSageError(f"{size}, smaller than one {tile} px tile at {gsd:g} m/px ({_metres(tile * gsd)} across); "
+                      f"use {' or '.join(options)}.")
 
 
 def plan_for_engine(params: LabelParams, engine) -> Plan:

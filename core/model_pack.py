@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RsSageError
+from .paths import HOME_ENV, MANIFEST, installed_root, models_home  # noqa: F401 (re-exported)
 
-MANIFEST = "manifest.json"
 PACK_NAME = "rs_sage-models"
 PACK_PARTS = {"models": ("encoder.onnx", "experts.onnx", "encoder.int8.onnx", "experts.int8.onnx", "model.json"),
               "text_encoder": ("minilm.onnx", "text_encoder.json", "tokenizer.json")}
@@ -38,7 +38,6 @@ PACK_PARTS = {"models": ("encoder.onnx", "experts.onnx", "encoder.int8.onnx", "e
 # RS_SAGE_MODELS_URL (or the QGIS setting "rs_sage/models_url", which the panel passes on).
 DEFAULT_URL = "https://github.com/rs-sage/rs-sage/releases/download/models-{version}/{file}"
 URL_ENV = "RS_SAGE_MODELS_URL"
-HOME_ENV = "RS_SAGE_MODELS_HOME"
 CHUNK = 1 << 16
 
 
@@ -114,29 +113,7 @@ def build_pack(models: Path, text_encoder: Path, out_dir: Path, version: str) ->
     return PackInfo(version, out.name, sha256_file(out), out.stat().st_size)
 
 
-# ---- where packs live ---------------------------------------------------------------------------
-def models_home() -> Path:
-    """Installed packs: RS_SAGE_MODELS_HOME, else ``rs_sage/models`` beside the user knowledge base
-    (in the QGIS profile; the plugin points these variables at the profile it runs in)."""
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env)
-    from .paths import user_kb_dir
-
-    return user_kb_dir().parent / "models"
-
-
-def installed_root(home: Path | None = None) -> Path | None:
-    """The folder of the installed pack ``current.json`` points at, or None."""
-    home = Path(home or models_home())
-    try:
-        cur = json.loads((home / "current.json").read_text())
-        root = home / str(cur["folder"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return root if (root / MANIFEST).is_file() else None
-
-
+# ---- where packs live: core.paths (models_home, installed_root), re-exported here ------------------
 def verify_folder(root: Path, manifest: dict | None = None) -> dict:
     """Check every file of an unpacked pack against its manifest; the manifest."""
     try:

@@ -27,10 +27,35 @@ def text_encoder_dir() -> Path:
 def _pick(part: str, bundled: Path, probe: str) -> Path:
     if (bundled / probe).is_file():
         return bundled
-    from .model_pack import installed_root
-
     root = installed_root()
     return root / part if root is not None else bundled
+
+
+MANIFEST = "manifest.json"  # of a model pack (core.model_pack)
+HOME_ENV = "RS_SAGE_MODELS_HOME"
+
+
+def models_home() -> Path:
+    """Installed model packs: RS_SAGE_MODELS_HOME, else ``rs_sage/models`` beside the user
+    knowledge base (in the QGIS profile; the plugin points these variables at the profile it
+    runs in)."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env)
+    return user_kb_dir().parent / "models"
+
+
+def installed_root(home: Path | None = None) -> Path | None:
+    """The folder of the installed pack ``current.json`` points at, or None."""
+    import json
+
+    home = Path(home or models_home())
+    try:
+        cur = json.loads((home / "current.json").read_text())
+        root = home / str(cur["folder"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return root if (root / MANIFEST).is_file() else None
 
 
 def data_root() -> Path:

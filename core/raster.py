@@ -6,29 +6,13 @@ window at the model's ground sampling distance never materialises the full-resol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import RsSageError
+from .stretch import Stretch  # noqa: F401 (re-exported: callers import it from here)
 from .valid_pixels import PixelRule, UserNoData, declared_rule, valid_stretch
-
-
-@dataclass
-class Stretch:
-    """Per-band linear stretch to 0..255: values at ``low`` map to 0, at ``high`` to 255."""
-
-    low: np.ndarray
-    high: np.ndarray
-
-    def apply(self, bands: np.ndarray) -> np.ndarray:
-        """bands [C,H,W] (any dtype) -> [H,W,C] uint8."""
-        x = bands.astype(np.float32)
-        lo = self.low.reshape(-1, 1, 1)
-        span = np.maximum(self.high.reshape(-1, 1, 1) - lo, 1e-6)
-        out = np.clip((x - lo) / span * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
 def open_raster(path: str | Path):

@@ -184,7 +184,7 @@ def valid_stretch(ds, bands: list[int], user: UserNoData | None = None, low_pct:
     get a ``low_pct``-``high_pct`` percentile stretch per band. Cached per file, band choice and
     user nodata, so the panel's second click, Processing and region questions do not re-read.
     """
-    from .raster import Stretch
+    from .stretch import Stretch
 
     key = (_file_key(ds.GetDescription()), tuple(bands),
            tuple(sorted((b, tuple(r)) for b, r in (user or {}).items())), low_pct, high_pct)

@@ -258,7 +258,9 @@ def test_too_small_a_layer_names_the_reason(dock, qgis_iface):
     layer = add_raster(FIXTURES / "uav_clip.tif", "uav")
     run_classify(dock, qgis_iface, layer, gsd=4, tile=224)
     text = messages(qgis_iface, Qgis.Warning)
-    assert "smaller than one 224 px tile at 4 m/px" in text and "native scale is 0.02 m/px" in text
+    # how big the layer is, how big a scene must be, and no advice the controls cannot follow
+    assert "smaller than one scene the model can read" in text and "at least 64 m across" in text
+    assert "finer scale" not in text
     assert classes_layers() == []
 
 

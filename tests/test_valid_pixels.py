@@ -127,7 +127,7 @@ def test_user_nodata_skips_tiles_in_the_labeller(engine, tmp_path):
 def test_nothing_to_label_names_the_real_reason(engine, tmp_path):
     from core.labeller import LabelParams, label_raster
 
-    with pytest.raises(RsSageError, match=r"smaller than one 224 px tile at 4 m/px.*native scale is 0.02"):
+    with pytest.raises(RsSageError, match=r"The layer is .* smaller than one scene the model can read.*64 m"):
         label_raster(LabelParams(str(FIXTURES / "uav_clip.tif"), str(tmp_path / "u.gpkg")), engine)
     assert not list(tmp_path.iterdir())  # nothing written, no empty outputs
     with pytest.raises(RsSageError, match=r"all 4 tiles have under 50% valid pixels.*fill 0"):

@@ -26,8 +26,20 @@ from .status import RUNTIME_PACKAGES
 
 # What pip is asked for: ranges, so pip can pick wheels that fit the numpy QGIS ships
 # (Debian 12's QGIS has numpy 1.24: shapely 2.2 and faiss-cpu 1.15 would not import there).
-RUNTIME_REQUIREMENTS = ["onnxruntime>=1.17", "tokenizers>=0.15", "faiss-cpu>=1.7.4", "shapely>=2.0"]
-GPU_ONNXRUNTIME = "onnxruntime-gpu>=1.17"
+def _pinned() -> list[str]:
+    """The tested versions, from requirements-runtime.txt (shipped in the plugin ZIP): exact pins,
+    so pip neither backtracks through old releases nor picks newer, untested ones."""
+    path = Path(__file__).resolve().parent.parent / "requirements-runtime.txt"
+    try:
+        lines = [ln.split("#")[0].strip() for ln in path.read_text().splitlines()]
+    except OSError:
+        lines = []
+    return [ln for ln in lines if "==" in ln] or ["onnxruntime==1.31.1", "tokenizers==0.23.3", "faiss-cpu==1.15.1",
+                                                  "shapely==2.2.0"]
+
+
+RUNTIME_REQUIREMENTS = _pinned()
+GPU_ONNXRUNTIME = RUNTIME_REQUIREMENTS[0].replace("onnxruntime==", "onnxruntime-gpu==")
 QGIS_OWNED = ("numpy",)  # imported from QGIS's Python, never from our folder
 MARKER = "rs_sage_deps.json"
 
@@ -85,22 +97,50 @@ def nvidia_gpu() -> bool:
         return False
 
 
-def python_executable() -> str:
-    """QGIS's Python interpreter (inside QGIS ``sys.executable`` is often the QGIS binary)."""
-    exe = Path(sys.executable)
+def python_candidates(executable: str | None = None, exec_prefix: str | None = None,
+                      base_prefix: str | None = None, version: str | None = None) -> list[Path]:
+    """Where QGIS's own interpreter lives, found from QGIS itself (never from PATH): beside
+    ``sys.executable`` when that is a Python; in the prefix QGIS's Python runs from (Linux
+    ``bin/python3.X``; Windows OSGeo4W/standalone ``apps/Python3X/python.exe`` and
+    ``bin/python3.exe``; macOS app bundle ``Contents/MacOS/bin/python3`` and the bundled framework)."""
+    exe = Path(executable or sys.executable)
+    version = version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    nodot = version.replace(".", "")
+    out = []
     if exe.name.lower().startswith("python"):
-        return str(exe)
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for prefix in (Path(sys.exec_prefix), Path(sys.base_exec_prefix)):
-        for cand in (prefix / "bin" / f"python{version}", prefix / "bin" / "python3", prefix / "python.exe",
-                     prefix / "python3.exe"):
-            if cand.is_file():
-                return str(cand)
-    found = shutil.which(f"python{version}") or shutil.which("python3")
-    if found:
-        return found
-    raise FileNotFoundError("QGIS's Python interpreter was not found next to QGIS; install the packages "
-                            "with its own pip (see README, 'Install').")
+        out.append(exe)
+    for prefix in dict.fromkeys(Path(p) for p in (exec_prefix or sys.exec_prefix, base_prefix or sys.base_exec_prefix)):
+        out += [prefix / "bin" / f"python{version}", prefix / "bin" / "python3", prefix / "python.exe",
+                prefix / "python3.exe"]
+    root = exe.parent.parent  # <QGIS>/bin/qgis-bin.exe -> <QGIS>; <App>.app/Contents/MacOS/QGIS -> Contents
+    out += [root / "apps" / f"Python{nodot}" / "python.exe", root / "bin" / "python3.exe",
+            root / "bin" / "python.exe", exe.parent / "bin" / "python3", exe.parent / "bin" / f"python{version}",
+            root / "Frameworks" / "Python.framework" / "Versions" / version / "bin" / f"python{version}",
+            root / "Frameworks" / "Python.framework" / "Versions" / "Current" / "bin" / "python3"]
+    return list(dict.fromkeys(out))
+
+
+def python_executable() -> str:
+    """QGIS's Python interpreter (inside QGIS ``sys.executable`` is often the QGIS binary), the
+    first candidate that exists and runs this Python's major.minor version. PATH is never used:
+    the first ``python3`` there may be another interpreter (a pyenv one with numpy 2)."""
+    want = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for cand in python_candidates():
+        if cand.is_file() and _version_of(cand) == want:
+            return str(cand)
+    raise FileNotFoundError(f"QGIS's Python {want} interpreter was not found beside QGIS ({sys.executable}, "
+                            f"{sys.exec_prefix}); install the packages with its own pip (see README, 'Install').")
+
+
+def _version_of(python: Path) -> str | None:
+    if Path(python).resolve() == Path(sys.executable).resolve():
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+    try:
+        run = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=30, env={"PATH": os.defpath})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return run.stdout.strip() if run.returncode == 0 else None
 
 
 def constraints(python: str | None = None) -> list[str]:

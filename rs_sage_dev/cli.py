@@ -48,6 +48,13 @@ def _open_eval(args: argparse.Namespace) -> int:
 
     from .open_eval import DEFAULT_LEAVE_OUT, run_open_eval, write_settings
 
+    if args.report:
+        from .open_eval import write_report
+
+        runs = [(n, json.loads(Path(f).read_text())) for n, f in (r.split("=", 1) for r in args.report)]
+        write_report(Path("docs/results.md"), runs)
+        print("wrote the open-vocabulary section of docs/results.md")
+        return 0
     leave = DEFAULT_LEAVE_OUT if args.leave_out == "default" else tuple(x for x in args.leave_out.split(",") if x)
     res = run_open_eval(Path(args.model_dir) if args.model_dir else None, leave, args.limit, args.calibrate,
                         args.threads)
@@ -173,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     oe.add_argument("--write", action="store_true", help="write the chosen threshold into the model's metadata")
     oe.add_argument("--out", default=None, help="JSON file for the figures")
     oe.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    oe.add_argument("--report", nargs="+", metavar="NAME=JSON", default=None,
+                    help="only write the open-vocabulary section of docs/results.md from earlier JSON results")
 
     cal = add("calibrate", _calibrate, "choose the 'uncertain' score threshold on validation images")
     cal.add_argument("--model-dir", default=None)

@@ -17,6 +17,28 @@ from .questions import (
 )
 
 
+def eurosat_lines() -> list[str]:
+    """Our EuroSAT split: a hash of the file name (``rs_sage_dev.eurosat.split_of``)."""
+    from .eurosat import EUROSAT_CLASSES, EUROSAT_TEXTS, EUROSAT_VIEWS, TEST_FRACTION, VAL_FRACTION, load_eurosat
+
+    try:
+        samples = load_eurosat()
+    except FileNotFoundError:
+        return ["EuroSAT: not found in the shared data folder."]
+    counts = Counter((s.label, s.split) for s in samples)
+    lines = [f"EuroSAT RGB (Sentinel-2, 10 m, 64 px; {len(samples):,} images, 10 classes). Split by the sha1 of "
+             f"'eurosat/<Class>/<file>': the first {TEST_FRACTION:.0%} of the hash range is **test**, the next "
+             f"{VAL_FRACTION:.0%} **val**, the rest **train**; so a file's split never depends on the list order. "
+             "Test images are never trained on; the 2,000 EuroSAT images kept back by the project are not in "
+             f"the shared folder. Training draws 7,000 EuroSAT training images per epoch (from {EUROSAT_VIEWS} "
+             "cached views each) beside every AID training image.", "",
+             "| class | label texts (the first is the plain name) | train | val | test |", "|---|---|---|---|---|"]
+    for c in EUROSAT_CLASSES:
+        lines.append(f"| {c} | {'; '.join(EUROSAT_TEXTS[c])} | {counts[(c, 'train')]} | {counts[(c, 'val')]} | "
+                     f"{counts[(c, 'test')]} |")
+    return lines
+
+
 def write_data_card(path: Path = Path("docs/data.md")) -> dict:
     samples = load_samples()
     items = generate(samples)
@@ -29,6 +51,7 @@ def write_data_card(path: Path = Path("docs/data.md")) -> dict:
         f"AID (30 classes, 150 px) joined with RSICD captions (5 per image). Split: RSICD test = "
         f"**test** ({splits['test']} images, never trained on); RSICD train is divided by a hash "
         f"of the file name into **train** ({splits['train']}) and **val** ({splits['val']}).", "",
+        *eurosat_lines(), "",
         "## Generated questions", "",
         "| split | type | questions | answers (share) |", "|---|---|---|---|",
     ]

@@ -1,6 +1,7 @@
 """Dependency installer outcomes (without the network) and the diagnostics report."""
 
 import json
+import os
 import sys
 
 from core import deps
@@ -75,3 +76,34 @@ def test_the_checkout_is_ready_with_the_int8_encoder_beside_the_float_one():
     assert "encoder.int8.onnx" in st.models
     assert st.ready, st.as_text()
     assert st.as_text().startswith("RS-SAGE is ready.")
+
+
+def test_qgis_python_is_found_from_qgis_never_from_path(tmp_path, monkeypatch):
+    """Inside QGIS sys.executable is the QGIS binary; a PATH whose first python3 is another
+    interpreter (here one that claims numpy 2 and the wrong version) must not be chosen."""
+    import sys
+
+    from core import deps
+
+    fake = tmp_path / "pyenv" / "bin"
+    fake.mkdir(parents=True)
+    (fake / "python3").write_text("#!/bin/sh\necho 3.13\n")
+    (fake / "python3").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ.get('PATH', '')}")
+    monkeypatch.setattr(sys, "executable", "/usr/bin/qgis")
+    monkeypatch.setattr(sys, "exec_prefix", "/usr")
+    monkeypatch.setattr(sys, "base_exec_prefix", "/usr")
+    chosen = deps.python_executable()
+    assert not chosen.startswith(str(fake))
+    assert chosen.startswith("/usr/bin/python3")
+    # Windows and macOS layouts are candidates too (from the QGIS binary's folder)
+    win = deps.python_candidates("C:/OSGeo4W/bin/qgis-bin.exe", "C:/OSGeo4W/apps/Python312", "x", "3.12")
+    assert any(str(p).replace("\\\\", "/").endswith("apps/Python312/python.exe") for p in win)
+    mac = deps.python_candidates("/Applications/QGIS.app/Contents/MacOS/QGIS", "/x", "/x", "3.12")
+    assert any("Contents/MacOS/bin/python3" in str(p) for p in mac)
+
+
+def test_runtime_requirements_are_exact_pins():
+    from core.deps import RUNTIME_REQUIREMENTS
+
+    assert RUNTIME_REQUIREMENTS and all("==" in r for r in RUNTIME_REQUIREMENTS)

@@ -13,7 +13,7 @@ QGIS_ENV := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 PROJ_DATA=/usr/share/proj
 	QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE):/usr/share/qgis/python/plugins
 DISPLAY_NUM ?= :99
 
-.PHONY: help setup test lint demo run screenshot screenshot-landsat screenshot-questions package eval bench kb train export clean
+.PHONY: help setup test lint demo run screenshot screenshot-landsat screenshot-questions package repo eval bench kb train export clean
 
 help:
 	@echo "make setup     install apt packages and the pinned .venv (idempotent)"
@@ -22,6 +22,7 @@ help:
 	@echo "make run       desktop QGIS with the plugin enabled, in a clean profile (needs a display)"
 	@echo "make screenshot desktop QGIS under Xvfb, screenshot to out/screenshot.png"
 	@echo "make package   out/rs_sage.zip (plugin, <= 20 MB) and out/rs_sage-models-VERSION.zip (model pack)"
+	@echo "make repo      out/repo/plugins.xml + ZIP: a QGIS plugin repository (REPO_URL=where it is served)"
 	@echo "make lint      ruff"
 	@echo "make eval      slow model-quality evaluation (needs ../shared/data)"
 
@@ -96,6 +97,10 @@ screenshot-questions: setup
 package: setup
 	@mkdir -p out
 	$(PY) scripts/package.py out
+
+# A plugin repository of our own (serve out/repo over HTTP, add .../plugins.xml in QGIS).
+repo: package
+	$(PY) scripts/plugin_repo.py out/rs_sage.zip out/repo $(REPO_URL)
 
 # Slow: trains the ablation variants it has not trained yet (resumes), then writes docs/results.md.
 eval: setup

@@ -57,7 +57,7 @@ def style_tiles(layer: QgsVectorLayer, labels: list[str], present: set[str],
     # never shows a guess with the same weight as an answer.
     hatch = QgsFillSymbol.createSimple({"color": "#9e9e9e", "style": "b_diagonal", "outline_color": "#616161",
                                         "outline_width": "0.3"})
-    cats.append(QgsRendererCategory(UNCERTAIN, hatch, "uncertain (score under the threshold)"))
+    cats.append(QgsRendererCategory(UNCERTAIN, hatch, "uncertain or none of the labels"))
     expression = f"CASE WHEN \"uncertain\" = 1 THEN '{UNCERTAIN}' ELSE \"label\" END"
     layer.setRenderer(QgsCategorizedSymbolRenderer(expression, cats))
     layer.setOpacity(0.55)

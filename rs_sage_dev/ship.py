@@ -1,0 +1,86 @@
+"""``python -m rs_sage_dev.ship CHECKPOINT WORK_DIR``: a trained checkpoint to a model folder the
+runtime can ship, every step measured on validation or test data only:
+
+1. export the float graphs (``export_onnx``);
+2. choose the 'none of these' threshold on validation images (``open_eval``, balanced accuracy)
+   and write it into the metadata;
+3. quantise the encoder, then the experts with that int8 encoder (calibrated on 200 training
+   images and questions, ``quantize``);
+4. gate the int8 pair against float32 on the AID test split (top-1 with 4 and 1 views, VQA
+   average) and our EuroSAT test split (10 plain names): accepted when no metric drops by more
+   than ``GATE_PT`` points; the gate is recorded in ``model.json`` as ``int8_encoder`` and
+   ``int8_experts`` (the engine uses int8 on CPU only when accepted).
+
+The folder is ``WORK_DIR/model``; copy it to ``resources/models`` to ship it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from .quantize import GATE_PT
+
+
+def gate_metrics(model_dir: Path, precision: str) -> dict:
+    """AID test top-1 (4 and 1 views), VQA average (4 and 1 views) and EuroSAT test accuracy, in %."""
+    from .evaluate import evaluate
+    from .open_eval import EUROSAT_NAMES, embed_paths, split_images
+
+    out = {}
+    for views in (4, 1):
+        res = evaluate(model_dir, None, None, views, precision)
+        out[f"aid_test_top1_{views}view"] = round(100 * res["classification"]["top1"], 2)
+        out[f"vqa_average_{views}view"] = round(100 * res["vqa"]["average"], 2)
+    from core.engine import Engine
+
+    engine = Engine.load(model_dir, user_kb=False, precision=precision)
+    paths, labels, _ = split_images("eurosat", "test")
+    cos = embed_paths(engine, paths) @ engine.label_embeddings(EUROSAT_NAMES).T
+    out["eurosat_test_4view"] = round(100 * float((cos.argmax(1) == labels).mean()), 2)
+    return out
+
+
+def ship(checkpoint: Path, work: Path) -> Path:
+    from core.model_files import write_checksums
+
+    from .export import export_onnx
+    from .open_eval import run_open_eval, write_settings
+    from .quantize import quantize_encoder, quantize_experts
+
+    model = work / "model"
+    if model.exists():
+        shutil.rmtree(model)
+    export_onnx(checkpoint, model)
+    res = run_open_eval(model, (), None, calibrate=True)
+    write_settings(model, match_below=res["match_below"])
+    (work / "open_eval_float.json").write_text(json.dumps(res, indent=2) + "\n")
+    print(f"match_below {res['match_below']}", flush=True)
+
+    quantize_encoder(work / "q_encoder", 200, model)
+    shutil.copy(work / "q_encoder" / "encoder.onnx", model / "encoder.int8.onnx")
+    write_checksums(model)
+    quantize_experts(work / "q_experts", model)
+    shutil.copy(work / "q_experts" / "experts.onnx", model / "experts.int8.onnx")
+    write_checksums(model)
+
+    f32 = gate_metrics(model, "float32")
+    i8 = gate_metrics(model, "int8")
+    drops = {k: round(f32[k] - i8[k], 2) for k in f32}
+    accepted = all(d <= GATE_PT for d in drops.values())
+    meta = json.loads((model / "model.json").read_text())
+    how = ("python -m rs_sage_dev.ship CHECKPOINT WORK_DIR (int8 encoder and int8 experts together against "
+           "float32: AID test 4/1 views, VQA average 4/1 views, EuroSAT test)")
+    for part in ("int8_encoder", "int8_experts"):
+        meta[part] = {"accepted": accepted, "gate_pt": GATE_PT, "drop_pt": drops, "float32": f32, "int8": i8,
+                      "how": how}
+    (model / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_checksums(model)
+    print(json.dumps({"float32": f32, "int8": i8, "drops": drops, "accepted": accepted}, indent=2), flush=True)
+    return model
+
+
+if __name__ == "__main__":
+    print(ship(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .status import RUNTIME_PACKAGES
 
+
 # What pip is asked for: ranges, so pip can pick wheels that fit the numpy QGIS ships
 # (Debian 12's QGIS has numpy 1.24: shapely 2.2 and faiss-cpu 1.15 would not import there).
 def _pinned() -> list[str]:

@@ -628,3 +628,36 @@ def test_the_project_remembers_its_labels(qgis_iface, qgis_new_project):
         assert second.labels() == ["water", "cropland", "forest", "urban area"]
     finally:
         second.shutdown()
+
+
+def test_the_dock_fits_qgis_default_width_with_actions_always_visible(dock, qgis_iface):
+    """QGIS opens docks about 300 px wide; with a layer and a long message the content must still
+    fit, and Classify, Ask, the progress bar and Cancel sit outside the scrolling part."""
+    from qgis.PyQt.QtWidgets import QApplication, QScrollArea
+
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    dock.layer_combo.setLayer(layer)
+    dock.estimate.setText("The map extent cannot be transformed to the layer's CRS (EPSG:32618): "
+                          "forward transform of (1e+30, 1e+30) failed, a long stale message")
+    dock.resize(300, 900)
+    dock.show()
+    QApplication.processEvents()
+    scroll = dock.findChild(QScrollArea)
+    assert dock.body.minimumSizeHint().width() <= 300 - scroll.verticalScrollBar().sizeHint().width() - 4
+    for w in (dock.classify_button, dock.ask_button, dock.progress, dock.cancel_button):
+        assert not scroll.isAncestorOf(w) and w.isVisibleTo(dock), w.objectName()
+
+
+def test_a_refused_question_and_a_new_project_clear_the_old_answer(dock, qgis_iface):
+    from qgis.core import QgsProject
+
+    dock.answer_view.setHtml("<p>Yes (0.93): an old answer</p>")
+    dock.question.setCurrentText("")
+    dock.ask_button.click()
+    assert dock.answer_view.toPlainText() == ""
+    dock.answer_view.setHtml("<p>old</p>")
+    dock.summary.setRowCount(3)
+    dock.region_label.setText("Region: 12 ha")
+    QgsProject.instance().clear()
+    assert dock.answer_view.toPlainText() == "" and dock.summary.rowCount() == 0
+    assert dock.region_label.text() == "No region yet." and dock.region is None

@@ -89,6 +89,19 @@ class RsSageDock(QDockWidget):
         self.refresh_status()
         self._restore_layer()
         self.canvas.extentsChanged.connect(self.update_estimate)
+        QgsProject.instance().cleared.connect(self.reset)
+
+    def reset(self) -> None:
+        """A new project: no region, answer, highlights or area table of the old one stay."""
+        self.region, self.region_crs, self.last_answer = None, None, None
+        self.region_label.setText("No region yet.")
+        self.answer_view.clear()
+        self.summary.setRowCount(0)
+        for band in self.highlights:
+            self.canvas.scene().removeItem(band)
+        self.highlights = []
+        self.scale_note.setText("")
+        self.update_estimate()
 
     # ---- layout ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -131,6 +144,7 @@ class RsSageDock(QDockWidget):
 
         src = self._section("Imagery", body)
         form = QFormLayout(src)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # QGIS opens docks ~300 px wide
         self.layer_combo = QgsMapLayerComboBox(src)
         self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.layer_combo.layerChanged.connect(self._layer_changed)
@@ -159,6 +173,7 @@ class RsSageDock(QDockWidget):
         form.addRow("Tile overlap", self.overlap)
         self.estimate = QLabel(src)
         self.estimate.setObjectName("RsSageEstimate")
+        self.estimate.setWordWrap(True)
         form.addRow("Tiles", self.estimate)
         self.contrast_label = QLabel(src)
         self.contrast_label.setObjectName("RsSageContrast")
@@ -188,14 +203,14 @@ class RsSageDock(QDockWidget):
         self._preset_changed(self.preset.currentText())
         lay.addWidget(lab)
 
-        self.classify_button = QPushButton("Classify extent", body)
+        self.classify_button = QPushButton("Classify extent", self)
         self.classify_button.setObjectName("RsSageClassify")
         self.classify_button.clicked.connect(self.classify_extent)
-        lay.addWidget(self.classify_button)
 
         ask = self._section("Ask about a region", body)
         av = QVBoxLayout(ask)
         row = QHBoxLayout()
+        row.setSpacing(2)
         self.rect_button = QPushButton("Rectangle", ask)
         self.poly_button = QPushButton("Polygon", ask)
         self.sel_button = QPushButton("Selection", ask)
@@ -206,6 +221,8 @@ class RsSageDock(QDockWidget):
         self.poly_button.clicked.connect(lambda: self._activate_tool("polygon"))
         self.sel_button.clicked.connect(self.use_selected_features)
         for b in (self.rect_button, self.poly_button, self.sel_button):
+            b.setMinimumWidth(40)
+            b.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # shrink, never widen the dock
             row.addWidget(b)
         av.addLayout(row)
         self.region_label = QLabel("No region yet.", ask)
@@ -219,24 +236,19 @@ class RsSageDock(QDockWidget):
         self.question.setCurrentText("")
         self.question.lineEdit().setPlaceholderText("Ask in English, e.g. " + EXAMPLE_QUESTIONS[0])
         av.addWidget(self.question)
-        self.ask_button = QPushButton("Ask", ask)
+        self.ask_button = QPushButton("Ask", self)
         self.ask_button.setObjectName("RsSageAsk")
         self.ask_button.clicked.connect(self.ask)
-        av.addWidget(self.ask_button)
         self.answer_view = QTextBrowser(ask)
         self.answer_view.setMaximumHeight(150)
         av.addWidget(self.answer_view)
         lay.addWidget(ask)
 
-        prog = QHBoxLayout()
-        self.progress = QProgressBar(body)
+        self.progress = QProgressBar(self)
         self.progress.setRange(0, 100)
-        self.cancel_button = QPushButton("Cancel", body)
+        self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
-        prog.addWidget(self.progress)
-        prog.addWidget(self.cancel_button)
-        lay.addLayout(prog)
 
         self.summary = QTableWidget(0, 3, body)
         self.summary.setHorizontalHeaderLabels(["Class", "Area (ha)", "%"])
@@ -250,7 +262,25 @@ class RsSageDock(QDockWidget):
         scroll.setFrameShape(QScrollArea.NoFrame)
         scroll.setWidget(body)
         self.body = body
-        self.setWidget(scroll)
+        # The actions, progress and Cancel sit below the scrolling part: always visible.
+        outer = QWidget(self)
+        ov = QVBoxLayout(outer)
+        ov.setContentsMargins(0, 0, 0, 0)
+        ov.addWidget(scroll, 1)
+        actions = QHBoxLayout()
+        actions.setContentsMargins(6, 0, 6, 0)
+        for b in (self.classify_button, self.ask_button):
+            b.setMinimumWidth(60)
+            b.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            actions.addWidget(b)
+        ov.addLayout(actions)
+        prog = QHBoxLayout()
+        prog.setContentsMargins(6, 0, 6, 6)
+        self.progress.setMinimumWidth(60)
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.cancel_button)
+        ov.addLayout(prog)
+        self.setWidget(outer)
 
     @staticmethod
     def _section(title: str, parent) -> QgsCollapsibleGroupBox:
@@ -599,6 +629,7 @@ class RsSageDock(QDockWidget):
             self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.MessageLevel.Info)
             return
         question = self.question.currentText().strip()
+        self.answer_view.clear()  # a refused question must not leave the last answer under it
         try:
             if not question:
                 raise RsSageError("The question is empty; type one or pick an example.")
@@ -716,5 +747,9 @@ class RsSageDock(QDockWidget):
             self.map_tool.clear()
         try:
             self.canvas.extentsChanged.disconnect(self.update_estimate)
+        except TypeError:
+            pass
+        try:
+            QgsProject.instance().cleared.disconnect(self.reset)
         except TypeError:
             pass

@@ -46,7 +46,7 @@ def _label(args: argparse.Namespace) -> int:
                          labels=labels,
                          gsd=args.gsd, tile=args.tile, stride=args.stride, mask=args.mask,
                          bands=args.bands, max_tiles=max_tiles, nodata=nodata, scheduler=args.dask, cog=args.cog,
-                         protect=(args.labels_file,) if args.labels_file else ())
+                         protect=(args.labels_file,) if args.labels_file else (), embeddings=args.embeddings)
     last = [-10.0]
 
     def progress(pct: float) -> None:
@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--dask", default=None, metavar="SCHEDULER",
                     help="run on Dask: local, local:N (N single-threaded worker processes) or tcp://host:8786")
     lb.add_argument("--cog", action="store_true", help="write the class GeoTIFF as a Cloud-Optimised GeoTIFF")
+    lb.add_argument("--embeddings", default=None, metavar="GPKG",
+                    help="also write one scene vector per tile (GeoPackage layer 'embeddings') and a FAISS index "
+                         "beside it (.faiss), for 'python -m core similar'")
     lb.add_argument("--views", type=int, choices=sorted(VIEW_SETS), default=DEFAULT_VIEWS,
                     help="rotated views averaged per tile (1 is about 4x faster than the default 4)")
 
@@ -210,6 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     wh.add_argument("--python-version", default=None, help="e.g. 3.12 (default: this Python)")
     wh.add_argument("--numpy", default=None, help="the numpy version of the target QGIS (e.g. 1.24.2)")
     wh.add_argument("--gpu", action="store_true", help="the CUDA build of onnxruntime")
+    sm = add("similar", _similar, "find the tiles most like examples or words in an embeddings GeoPackage")
+    sm.add_argument("embeddings", help="GeoPackage written by 'label --embeddings'")
+    sm.add_argument("--example", type=int, nargs="+", default=[], metavar="TILE_ID",
+                    help="ids (fid) of example tiles in the embeddings file")
+    sm.add_argument("--not", dest="negative", type=int, nargs="+", default=[], metavar="TILE_ID",
+                    help="tiles marked 'not this' (Rocchio re-ranking)")
+    sm.add_argument("--image", nargs="+", default=[], help="example image files")
+    sm.add_argument("--text", default=None, help="a phrase, e.g. 'solar farm'")
+    sm.add_argument("-k", type=int, default=None, help="how many tiles (default 10 unless --threshold)")
+    sm.add_argument("--threshold", type=float, default=None, help="every tile at least this similar (-1..1)")
+    sm.add_argument("--out", default=None, help="GeoPackage of the matches (layer 'similar')")
+    sm.add_argument("--json", action="store_true")
+
     md = add("models", _models, "install or verify the model pack (download, or a file for offline machines)")
     mds = md.add_subparsers(dest="models_command", metavar="MODELS_COMMAND", required=True)
     mi = mds.add_parser("install", help="install the pack from a URL (default: where it is published) or a file")
@@ -220,6 +236,38 @@ def build_parser() -> argparse.ArgumentParser:
     mv = mds.add_parser("verify", help="check every installed model file against the pack's manifest")
     mv.add_argument("--any-version", action="store_true")
     return p
+
+
+def _similar(args: argparse.Namespace) -> int:
+    import os
+
+    from .similar import load_store, query_vector, search, write_matches
+
+    if args.out and os.path.realpath(args.out) == os.path.realpath(args.embeddings):
+        raise RsSageError("--out is the embeddings file itself; give the matches a file of their own.")
+    store = load_store(args.embeddings)
+    positives = [store.vector_of(f) for f in args.example]
+    negatives = [store.vector_of(f) for f in args.negative]
+    if args.image or args.text:
+        from .engine import Engine
+
+        engine = Engine.load()
+        if args.image:
+            from .predict_cli import read_image
+
+            positives += list(engine.embed([read_image(p) for p in args.image]))
+        if args.text:
+            if not args.text.strip():
+                raise RsSageError("--text is empty; type what to look for.")
+            positives.append(engine.text.encode([args.text.strip()])[0])
+    k = args.k if args.k is not None or args.threshold is not None else 10
+    matches = search(store, query_vector(positives, negatives), k, args.threshold,
+                     exclude=set(args.example) | set(args.negative))
+    if args.out:
+        write_matches(store, matches, args.out)
+    for m in matches:
+        print(json.dumps(m.__dict__) if args.json else f"{m.rank:4d}  tile {m.fid:6d}  {m.similarity:.3f}")
+    return 0
 
 
 def _models(args: argparse.Namespace) -> int:

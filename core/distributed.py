@@ -111,7 +111,7 @@ def label_windows(spec: WorkerSpec, windows: list[tuple[int, int, int, int, int]
     for i in range(0, len(tiles), batch):
         results = engine.classify(tiles[i:i + batch], list(spec.labels), top_k=3)
         for (row, col, x, y, size), res in zip(metas[i:i + batch], results, strict=True):
-            out.append((x, y, size, tile_attributes(row, col, res)))
+            out.append((x, y, size, tile_attributes(row, col, res), getattr(res, "embedding", None)))
     return {"tiles": out, "skipped_nodata": skipped, "pid": os.getpid(),
             "engine_loads": _worker_state.get("engine_loads", 0)}
 
@@ -242,8 +242,8 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
                     raise Cancelled()
                 part = fut.result()
                 fut.release()
-                for x, y, size, attrs in part["tiles"]:
-                    record(x, y, size, attrs)
+                for x, y, size, attrs, vector in part["tiles"]:
+                    record(x, y, size, attrs, vector)
                 done += len(part["tiles"])
                 skipped["nodata"] += part["skipped_nodata"]
                 if progress:

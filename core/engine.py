@@ -43,9 +43,13 @@ class ClassifyResult:
     uncertain: bool = False  # no label fits, not a scene, or two labels too close to call
     match: float = 0.0  # cosine of the scene embedding and the top label's text (absolute, not relative)
     reason: str = ""  # why it is uncertain: "no label fits", "not a scene: noise", "ambiguous"
+    # The tile's scene embedding (what ``Engine.embed`` gives), kept out of to_dict and JSON.
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("embedding", None)
+        return d
 
 
 def relative_score(p: float, n: int) -> float:
@@ -385,6 +389,8 @@ class Engine:
         probs = _softmax(self.logit_scale * np.concatenate([cos, none], -1)).mean(1)[:, :-1]
         match = cos.mean(1)
         router = router.mean(1)
+        vec = emb.mean(1)
+        vec = (vec / (np.linalg.norm(vec, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
         out = []
         for i, p in enumerate(probs):
             order = np.argsort(-p)[: max(1, min(top_k, len(labels)))]
@@ -401,7 +407,7 @@ class Engine:
                 top=[(labels[j], round(float(p[j]), 4)) for j in order],
                 cues=self._cues(rows[i], scores[i]),
                 router={lv: round(float(router[i, j]), 4) for j, lv in enumerate(self.levels)},
-                uncertain=bool(reason), match=round(best, 4), reason=reason))
+                uncertain=bool(reason), match=round(best, 4), reason=reason, embedding=vec[i]))
         return out
 
     def ask(self, images, question: str, labels: list[str] | None = None) -> list[AskResult]:

@@ -69,6 +69,7 @@ class LabelParams:
     scheduler: str | None = None  # Dask: "local", "local:N" or "tcp://host:8786" (None: this process)
     cog: bool = False  # write the class GeoTIFF as a Cloud-Optimised GeoTIFF
     protect: tuple[str, ...] = ()  # other input files (a labels file) no output may replace
+    embeddings: str | None = None  # .gpkg of one scene vector per tile (+ .faiss index), core.similar
 
 
 @dataclass
@@ -357,9 +358,10 @@ def check_outputs(params: LabelParams) -> None:
         return p if p.startswith("/vsi") else os.path.realpath(p)
 
     outputs = {"tiles GeoPackage": params.out_gpkg, "class GeoTIFF": params.out_tif,
-               "summary": summary_path(params)}
+               "summary": summary_path(params), "embeddings GeoPackage": params.embeddings}
     outputs = {k: v for k, v in outputs.items() if v}
-    kinds = {"tiles GeoPackage": (".gpkg",), "class GeoTIFF": (".tif", ".tiff"), "summary": (".csv", ".json")}
+    kinds = {"tiles GeoPackage": (".gpkg",), "class GeoTIFF": (".tif", ".tiff"), "summary": (".csv", ".json"),
+             "embeddings GeoPackage": (".gpkg",)}
     if params.out_gpkg is not None and not str(params.out_gpkg).strip():
         raise RsSageError("The output GeoPackage name is empty; give a file name ending in .gpkg.")
     inputs = {real(params.raster): "the input raster"}
@@ -389,7 +391,7 @@ def check_outputs(params: LabelParams) -> None:
             raise RsSageError(f"Cannot write to the folder {parent} (read-only or no permission).")
         if os.path.exists(r) and not os.access(r, os.W_OK):
             raise RsSageError(f"The {what} {path} exists and cannot be replaced (read-only).")
-        if what == "tiles GeoPackage" and os.path.isfile(r):
+        if what in ("tiles GeoPackage", "embeddings GeoPackage") and os.path.isfile(r):
             others = other_layers(r)
             if others:
                 raise RsSageError(f"{path} already holds other layers ({', '.join(others[:5])}); writing the tiles "
@@ -536,10 +538,20 @@ def label_raster(params: LabelParams, engine=None,
     uncertain: Counter = Counter()
     skipped: Counter = Counter()
 
-    def record(x, y, size, attrs) -> None:
+    sink = None
+    if params.embeddings:
+        from .similar import EmbeddingSink
+
+        sink = EmbeddingSink(params.embeddings, srs, len(engine.label_embeddings(labels[:1])[0]))
+
+    def record(x, y, size, attrs, vector=None) -> None:
         writer.write_attrs(x, y, size, attrs)
         counts[attrs["label"]] += 1
         uncertain[attrs["label"]] += attrs["uncertain"]
+        if sink is not None and vector is not None:
+            xs = sorted((gt[0] + x * gt[1], gt[0] + (x + size) * gt[1]))
+            ys = sorted((gt[3] + y * gt[5], gt[3] + (y + size) * gt[5]))
+            sink.add((xs[0], ys[0], xs[1], ys[1]), attrs, vector)
 
     job = _Job(params, ds, gt, grid, bands, stretch, rule, mask, labels)
     keep = False
@@ -555,6 +567,10 @@ def label_raster(params: LabelParams, engine=None,
         keep = True
     finally:
         outputs = writer.close(keep, params)
+        if sink is not None and not keep:
+            sink.abort()
+    if sink is not None:
+        outputs.update(sink.close())
     mx, my = metres_per_unit(srs, gt[3] + gt[5] * ds.RasterYSize / 2)
     cell_m2 = (grid.src_per_stride * abs(gt[1]) * mx) * (grid.src_per_stride * abs(gt[5]) * my)
     summary = summarise(counts, cell_m2, labels, uncertain)
@@ -631,7 +647,7 @@ def _run_local(job: _Job, engine, record, skipped: Counter, progress, cancelled)
         try:
             while (item := write_q.get()) is not None:
                 for (row, col, x, y, size), res in item:
-                    record(x, y, size, tile_attributes(row, col, res))
+                    record(x, y, size, tile_attributes(row, col, res), getattr(res, "embedding", None))
         except BaseException as exc:
             errors.append(exc)
             stop.set()

@@ -141,6 +141,8 @@ def evaluate_open(model, data: OpenData, split: str, kb_emb, limit: int | None =
 
 
 def train_open(tc: TrainConfig) -> Path:
+    import os
+
     import torch
 
     from core.knowledge import KnowledgeBase
@@ -150,7 +152,7 @@ def train_open(tc: TrainConfig) -> Path:
     from .model import KB_LEVELS, RsSageModel
     from .training import _optimiser, _resume, _save_epoch, check_cache, variant_config
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("RS_SAGE_TRAIN_THREADS", "2")))  # 1: beside another run
     cache = Path(tc.cache)
     if not (cache / "stem_train.npy").is_file():
         from .prepare import prepare

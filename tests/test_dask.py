@@ -144,3 +144,18 @@ def test_missing_dask_is_a_clear_message(tmp_path):
     assert run.returncode == 2, run.stderr[-2000:]
     assert "pip install 'dask[distributed]'" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_embeddings_are_the_same_with_and_without_dask(tmp_path, engine, cluster):
+    from core.similar import load_store
+
+    a = label_raster(LabelParams(RASTER, None, gsd=5, tile=64, labels=["water", "forest"],
+                                 embeddings=str(tmp_path / "one.gpkg")), engine)
+    b = label_raster(LabelParams(RASTER, None, gsd=5, tile=64, labels=["water", "forest"],
+                                 embeddings=str(tmp_path / "two.gpkg")), engine, dask_client=cluster)
+    assert a.labelled == b.labelled == 16
+    s1, s2 = load_store(tmp_path / "one.gpkg"), load_store(tmp_path / "two.gpkg")
+    v1 = {c: v for c, v in zip(s1.cells, s1.vectors, strict=True)}
+    v2 = {c: v for c, v in zip(s2.cells, s2.vectors, strict=True)}
+    assert v1.keys() == v2.keys() and len(v1) == 16
+    assert max(float(np.abs(v1[c] - v2[c]).max()) for c in v1) < 1e-5

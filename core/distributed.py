@@ -34,13 +34,24 @@ def dask_missing_message() -> str:
             "Install dependencies does not add it; run: python -m pip install 'dask[distributed]').")
 
 
-def check_scheduler(address: str) -> None:
-    """Before any work: a valid address, and Dask importable (else how to get it)."""
-    parse_scheduler(address)
+def check_scheduler(address: str, timeout: float = 3.0) -> None:
+    """Before any work (and before the model loads): a valid address, Dask importable (else how
+    to get it), and for a tcp:// scheduler something listening there, in a few seconds."""
+    kind, _ = parse_scheduler(address)
     try:
         import distributed  # noqa: F401
     except ImportError as exc:
         raise RsSageError(dask_missing_message()) from exc
+    if kind == "remote" and address.strip().startswith("tcp://"):
+        import socket
+
+        host, _, port = address.strip()[len("tcp://"):].rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port or 8786)), timeout=timeout):
+                pass
+        except (OSError, ValueError) as exc:
+            raise RsSageError(f"No Dask scheduler answers at {address} ({exc}); start one with "
+                              "'dask scheduler' or check the address.") from exc
 
 
 @dataclass(frozen=True)
@@ -204,7 +215,8 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
 
     params = job.params
     spec = WorkerSpec(
-        raster=params.raster, bands=tuple(job.bands), stretch_low=tuple(float(v) for v in job.stretch.low),
+        raster=os.path.abspath(params.raster) if "://" not in params.raster and not params.raster.startswith("/vsi")
+        else params.raster, bands=tuple(job.bands), stretch_low=tuple(float(v) for v in job.stretch.low),
         stretch_high=tuple(float(v) for v in job.stretch.high), rule=job.rule, tile=params.tile,
         min_valid=params.min_valid, labels=tuple(job.labels), views=engine.views,
         model_dir=str(engine.model_dir) if getattr(engine, "model_dir", None) else None,

@@ -106,7 +106,8 @@ def clean_stale_partials(path: str) -> list[str]:
 
     p = Path(path)
     removed = []
-    pattern = re.compile(rf"^\.{re.escape(p.stem)}\.partial-(\d+){re.escape(p.suffix)}(\.aux\.xml)?$")
+    side = r"(\.aux\.xml|-journal|-wal|-shm)?"  # SQLite's journal files of a GeoPackage too
+    pattern = re.compile(rf"^\.{re.escape(p.stem)}\.partial-(\d+){re.escape(p.suffix)}{side}$")
     if not p.parent.is_dir():
         return removed
     for f in p.parent.iterdir():

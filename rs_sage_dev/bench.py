@@ -118,6 +118,14 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.section in ("all", "cold"):
         res["cold_start"] = bench_cold()
         res["repeat_question"] = bench_repeat_question()
+    if args.section == "similar":
+        from core.engine import Engine
+
+        from .open_eval import embed_paths, split_images
+        from .similar_eval import bench_million
+
+        paths, _, _ = split_images("eurosat", "test", 1000)
+        res["similar"] = bench_million(embed_paths(Engine.load(user_kb=False), paths))
     if args.section == "big":
         res["labeller_20k"] = bench_labeller(size=20000, eager_tiles=0)
         res["labeller_50k_vrt"] = bench_labeller_vrt()

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = add("bench", _bench, "speed benchmarks (retrieval, engine)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--section", default="all",
-                   choices=["all", "retrieval", "engine", "labeller", "cold", "dask", "big"])
+                   choices=["all", "retrieval", "engine", "labeller", "cold", "dask", "big", "similar"])
 
     dc = add("data-card", _data_card, "write the data card of the generated VQA set")
     dc.add_argument("--out", default="docs/data.md")

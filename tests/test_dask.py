@@ -159,3 +159,31 @@ def test_embeddings_are_the_same_with_and_without_dask(tmp_path, engine, cluster
     v2 = {c: v for c, v in zip(s2.cells, s2.vectors, strict=True)}
     assert v1.keys() == v2.keys() and len(v1) == 16
     assert max(float(np.abs(v1[c] - v2[c]).max()) for c in v1) < 1e-5
+
+
+def test_no_scheduler_is_one_line_in_seconds_before_the_model_loads(tmp_path, capsys):
+    import socket
+    import time
+
+    from core.cli import main
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    t0 = time.perf_counter()
+    rc = main(["label", RASTER, "--out", str(tmp_path / "t.gpkg"), "--dask", f"tcp://127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and time.perf_counter() - t0 < 5
+    assert "No Dask scheduler answers" in err and len(err.strip().splitlines()) == 1
+
+
+def test_partial_journal_files_of_a_killed_run_are_cleaned(tmp_path):
+    from core.labeller import clean_stale_partials
+
+    dead = 2 ** 22 + 12345  # no such process
+    names = [f".t.partial-{dead}.gpkg", f".t.partial-{dead}.gpkg-journal", f".t.partial-{dead}.gpkg-wal"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    clean_stale_partials(str(tmp_path / "t.gpkg"))
+    assert not any((tmp_path / n).exists() for n in names)

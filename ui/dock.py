@@ -14,44 +14,37 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsCsException,
     QgsGeometry,
-    QgsMapLayerProxyModel,
     QgsProject,
     QgsRectangle,
     QgsSettings,
     QgsVectorLayer,
 )
-from qgis.gui import QgsCollapsibleGroupBox, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QApplication,
-    QComboBox,
     QDockWidget,
-    QDoubleSpinBox,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QMessageBox,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.errors import RsSageError
-from ..core.presets import EXAMPLE_QUESTIONS, PRESETS, model_settings
+from ..core.presets import PRESETS, model_settings
 from ..core.status import plugin_status
 from ..core.units import format_area
 from ..qgis_adapter.layer_source import layer_source
 from . import result_layers
 from .map_tool import RegionMapTool
+from .sections import ImagerySection, LabelsSection, RegionSection
 from .tasks import CoreTask, ask_work, classify_work
 
 SETTINGS_MAX_TILES = "rs_sage/max_tiles"
@@ -65,7 +58,6 @@ def region_area_m2(geometry: QgsGeometry, crs) -> float:
     da.setSourceCrs(crs, QgsProject.instance().transformContext())
     da.setEllipsoid(QgsProject.instance().ellipsoid() or "EPSG:7030")
     return da.convertAreaMeasurement(da.measureArea(geometry), QgsUnitTypes.AreaUnit.AreaSquareMeters)
-CUSTOM = "Custom list (below)"
 
 
 class RsSageDock(QDockWidget):
@@ -142,107 +134,33 @@ class RsSageDock(QDockWidget):
             setup.addWidget(b)
         lay.addLayout(setup)
 
-        src = self._section("Imagery", body)
-        form = QFormLayout(src)
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # QGIS opens docks ~300 px wide
-        self.layer_combo = QgsMapLayerComboBox(src)
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.imagery = ImagerySection(body, self.gsd_range, self.default_gsd)
+        for name in ("layer_combo", "gsd", "scale_note", "tile", "overlap", "estimate", "contrast_label"):
+            setattr(self, name, getattr(self.imagery, name))
         self.layer_combo.layerChanged.connect(self._layer_changed)
-        form.addRow("Raster layer", self.layer_combo)
-        self.gsd = QDoubleSpinBox(src)
-        lo, hi = self.gsd_range
-        self.gsd.setRange(lo, hi)  # outside it the model is guessing
-        self.gsd.setDecimals(2)
-        self.gsd.setSuffix(" m/px")
-        self.gsd.setValue(self.default_gsd)
-        self.gsd.setToolTip(f"Ground sampling distance at which tiles are read (the model saw {lo:g}-{hi:g} m/px; "
-                            "finer or coarser rasters are resampled to this)")
-        form.addRow("Scale", self.gsd)
-        self.scale_note = QLabel(src)
-        self.scale_note.setObjectName("RsSageScaleNote")
-        self.scale_note.setWordWrap(True)
-        form.addRow(self.scale_note)
-        self.tile = QSpinBox(src)
-        self.tile.setRange(32, 1024)
-        self.tile.setValue(224)
-        self.tile.setSuffix(" px")
-        form.addRow("Tile size", self.tile)
-        self.overlap = QSpinBox(src)
-        self.overlap.setRange(0, 75)
-        self.overlap.setSuffix(" %")
-        form.addRow("Tile overlap", self.overlap)
-        self.estimate = QLabel(src)
-        self.estimate.setObjectName("RsSageEstimate")
-        self.estimate.setWordWrap(True)
-        form.addRow("Tiles", self.estimate)
-        self.contrast_label = QLabel(src)
-        self.contrast_label.setObjectName("RsSageContrast")
-        self.contrast_label.setWordWrap(True)
-        form.addRow(self.contrast_label)
         for w in (self.gsd, self.tile, self.overlap):
             w.valueChanged.connect(self.update_estimate)
-        lay.addWidget(src)
+        lay.addWidget(self.imagery.box)
 
-        lab = self._section("Labels", body)
-        lv = QVBoxLayout(lab)
-        self.preset = QComboBox(lab)
-        self.preset.addItems([*PRESETS, CUSTOM])
-        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset.currentTextChanged.connect(self._preset_changed)
-        lv.addWidget(self.preset)
-        self.labels_edit = QPlainTextEdit(lab)
-        self.labels_edit.setPlaceholderText("classes separated by commas or new lines, e.g.\n"
-                                            "water, cropland, forest, urban area")
-        self.labels_edit.setMaximumHeight(90)
-        lv.addWidget(self.labels_edit)
-        self.labels_parsed = QLabel(lab)
-        self.labels_parsed.setObjectName("RsSageParsedLabels")
-        self.labels_parsed.setWordWrap(True)
-        lv.addWidget(self.labels_parsed)
-        self.labels_edit.textChanged.connect(self._labels_changed)
-        self._preset_changed(self.preset.currentText())
-        lay.addWidget(lab)
+        self.label_section = LabelsSection(body)
+        for name in ("preset", "labels_edit", "labels_parsed"):
+            setattr(self, name, getattr(self.label_section, name))
+        lay.addWidget(self.label_section.box)
 
         self.classify_button = QPushButton("Classify extent", self)
         self.classify_button.setObjectName("RsSageClassify")
         self.classify_button.clicked.connect(self.classify_extent)
 
-        ask = self._section("Ask about a region", body)
-        av = QVBoxLayout(ask)
-        row = QHBoxLayout()
-        row.setSpacing(2)
-        self.rect_button = QPushButton("Rectangle", ask)
-        self.poly_button = QPushButton("Polygon", ask)
-        self.sel_button = QPushButton("Selection", ask)
-        self.rect_button.setToolTip("Drag a rectangle on the map")
-        self.poly_button.setToolTip("Click the vertices of a polygon; right-click to finish")
-        self.sel_button.setToolTip("Use the selected polygons of the active vector layer")
+        self.region_section = RegionSection(body)
+        for name in ("rect_button", "poly_button", "sel_button", "region_label", "question", "answer_view"):
+            setattr(self, name, getattr(self.region_section, name))
         self.rect_button.clicked.connect(lambda: self._activate_tool("rectangle"))
         self.poly_button.clicked.connect(lambda: self._activate_tool("polygon"))
         self.sel_button.clicked.connect(self.use_selected_features)
-        for b in (self.rect_button, self.poly_button, self.sel_button):
-            b.setMinimumWidth(40)
-            b.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # shrink, never widen the dock
-            row.addWidget(b)
-        av.addLayout(row)
-        self.region_label = QLabel("No region yet.", ask)
-        self.region_label.setWordWrap(True)
-        av.addWidget(self.region_label)
-        self.question = QComboBox(ask)
-        self.question.setEditable(True)
-        self.question.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.question.setMinimumContentsLength(12)
-        self.question.addItems(EXAMPLE_QUESTIONS)
-        self.question.setCurrentText("")
-        self.question.lineEdit().setPlaceholderText("Ask in English, e.g. " + EXAMPLE_QUESTIONS[0])
-        av.addWidget(self.question)
         self.ask_button = QPushButton("Ask", self)
         self.ask_button.setObjectName("RsSageAsk")
         self.ask_button.clicked.connect(self.ask)
-        self.answer_view = QTextBrowser(ask)
-        self.answer_view.setMaximumHeight(150)
-        av.addWidget(self.answer_view)
-        lay.addWidget(ask)
+        lay.addWidget(self.region_section.box)
 
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 100)
@@ -281,14 +199,6 @@ class RsSageDock(QDockWidget):
         prog.addWidget(self.cancel_button)
         ov.addLayout(prog)
         self.setWidget(outer)
-
-    @staticmethod
-    def _section(title: str, parent) -> QgsCollapsibleGroupBox:
-        """A collapsible section that remembers whether it was collapsed (QGIS settings)."""
-        box = QgsCollapsibleGroupBox(title, parent)
-        box.setObjectName(f"RsSage{title.title().replace(' ', '')}")
-        box.setSaveCollapsedState(True)
-        return box
 
     # ---- inputs --------------------------------------------------------------------------------
     def refresh_status(self) -> None:
@@ -440,28 +350,14 @@ class RsSageDock(QDockWidget):
         except RsSageError as exc:
             self.contrast_label.setText(str(exc))
 
-    def _preset_changed(self, name: str) -> None:
-        if name in PRESETS:
-            self.labels_edit.setPlainText("\n".join(PRESETS[name]))
-
     def labels(self) -> list[str]:
-        from ..core.label_text import parse_labels
-
-        labels = parse_labels(self.labels_edit.toPlainText())
-        if not labels:
-            raise RsSageError("The label list is empty; pick a preset or type your own classes.")
-        return labels
-
-    def _labels_changed(self) -> None:
-        from ..core.label_text import describe, parse_labels
-
-        self.labels_parsed.setText(describe(parse_labels(self.labels_edit.toPlainText())))
+        return self.label_section.labels()
 
     def max_tiles(self) -> int:
         return int(QgsSettings().value(SETTINGS_MAX_TILES, 400))
 
     def stride(self) -> int:
-        return max(1, round(self.tile.value() * (1 - self.overlap.value() / 100)))
+        return self.imagery.stride()
 
     def extent_in_layer(self, layer) -> QgsRectangle:
         """The canvas extent in the layer's CRS (project transform context), clipped to the layer."""
@@ -576,7 +472,8 @@ class RsSageDock(QDockWidget):
             return
         ext = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
         crs = layer.crs()
-        work = classify_work(source, ext, labels, self.gsd.value(), self.tile.value(), self.stride(), None)
+        p = self.imagery.params()
+        work = classify_work(source, ext, labels, p.gsd, p.tile, p.stride, None)
         self._start("RS-SAGE: classify extent", work, lambda res: self._classified(res, crs, labels))
 
     def _classified(self, result, crs, labels: list[str]) -> None:
@@ -628,11 +525,9 @@ class RsSageDock(QDockWidget):
         if self.busy():
             self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.MessageLevel.Info)
             return
-        question = self.question.currentText().strip()
         self.answer_view.clear()  # a refused question must not leave the last answer under it
         try:
-            if not question:
-                raise RsSageError("The question is empty; type one or pick an example.")
+            question = self.region_section.question_text()
             from ..core.question_parse import parse_question
 
             parse_question(question)
@@ -655,8 +550,8 @@ class RsSageDock(QDockWidget):
             self.warn(str(exc))
             return
         region, region_crs, name = QgsGeometry(self.region), self.region_crs, layer.name()
-        work = ask_work(source, g.asWkt(), question, self.gsd.value(), self.tile.value(), labels,
-                        self.max_tiles())
+        p = self.imagery.params()
+        work = ask_work(source, g.asWkt(), question, p.gsd, p.tile, labels, self.max_tiles())
         self._start("RS-SAGE: ask", work,
                     lambda res: self._answered(res, region, region_crs, layer.crs(), name))
 

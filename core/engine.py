@@ -178,6 +178,10 @@ class Engine:
 
         ort.set_default_logger_severity(4)  # silence "CUDA not found" lines on CPU machines
         ort.disable_telemetry_events()  # belt and braces: ORT_DISABLE_TELEMETRY (core/__init__) stops the client
+        if model_dir is not None and not isinstance(model_dir, (str, Path)):
+            raise RsSageError(f"model_dir must be a folder path, not {type(model_dir).__name__} {model_dir!r}.")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise RsSageError(f"threads must be a whole number of at least 1, not {threads!r}.")
         model_dir = Path(model_dir or default_model_dir())
         paths = [model_dir / "encoder.onnx", model_dir / "experts.onnx"]
         for p in paths:

@@ -227,6 +227,12 @@ class UserKnowledge:
             raise KnowledgeBaseError(f"{len(items)} entries in one import; the limit is {MAX_IMPORT_ENTRIES}.")
         for n, item in enumerate(items, 1):
             where = f"entry {n}" if len(items) > 1 else "entry"
+            for key in ("level", "name", "text"):
+                value = item.get(key)
+                if value is not None and not isinstance(value, str):
+                    raise KnowledgeBaseError(f"{where}: {key} must be text, not {type(value).__name__} {value!r}.")
+                if isinstance(value, str) and ("\0" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+                    raise KnowledgeBaseError(f"{where}: {key} holds a NUL byte or bytes that are not UTF-8.")
             level = normalise_level(_text(item.get("level")))
             name = _text(item.get("name"))
             text = _text(item.get("text"))
@@ -366,6 +372,8 @@ def read_import_file(path: Path) -> list[dict]:
                 return list(reader)
     except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
         raise KnowledgeBaseError(f"{path} is not valid {suffix[1:].upper()}: {exc}") from exc
+    except RecursionError as exc:
+        raise KnowledgeBaseError(f"{path} is nested too deeply to be a list of entries.") from exc
     raise KnowledgeBaseError(f"{path}: unsupported file type '{suffix}'; use .json or .csv.")
 
 

@@ -338,6 +338,19 @@ def validate_params(params: LabelParams) -> None:
         bad("The tile size", params.tile, f"is too large; the tile size must be between 32 and {MAX_TILE_PX} px")
     if params.stride is not None and not 1 <= int(params.stride) <= 4 * int(params.tile or MAX_TILE_PX):
         bad("The stride", params.stride, "must be between 1 px and 4 tile sizes (leave it out for no overlap)")
+    if params.extent is not None:
+        ext = params.extent
+        if (not isinstance(ext, (tuple, list)) or len(ext) != 4
+                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in ext)
+                or ext[0] >= ext[2] or ext[1] >= ext[3]):
+            bad("The extent", ext, "must be four finite numbers xmin, ymin, xmax, ymax with min < max")
+    if not isinstance(params.raster, (str, os.PathLike)) or not str(params.raster):
+        bad("The raster", params.raster, "must be a file path")
+    if params.tile is not None and (isinstance(params.tile, bool) or int(params.tile) != params.tile):
+        bad("The tile size", params.tile, "must be a whole number of pixels")
+    if params.bands is not None and (not isinstance(params.bands, (list, tuple))
+                                     or not all(isinstance(b, int) and not isinstance(b, bool) for b in params.bands)):
+        bad("The bands", params.bands, "must be three band numbers (integers)")
     if params.max_tiles is not None and int(params.max_tiles) < 1:
         bad("The tile limit", params.max_tiles, "must be at least 1 (leave it out for no limit)")
     if not (isinstance(params.min_valid, (int, float)) and 0 < params.min_valid <= 1):

@@ -48,6 +48,8 @@ UNSUPPORTED: list[tuple[str, str]] = [
     (r"\b(shape|shaped|material|made of|texture|condition|damaged|height of)\b", "shapes and materials"),
     (r"\b(name of|called|named|address|which city|which country|what city|what country)\b", "names of places"),
     (r"\b(speed|moving|driving|flying|direction|heading)\b", "motion"),
+    (r"\b(countr(y|ies)|continent|province|hemisphere|latitude|longitude|coordinates|on earth|which city|"
+     r"what city|which town|what town|capital)\b|\b(located|situated|taken) in\b", "where on Earth the image lies"),
     (r"\b(population|people live|inhabitants|price|cost|value|worth)\b", "statistics"),
 ]
 OPEN_PATTERNS = (
@@ -56,6 +58,16 @@ OPEN_PATTERNS = (
     r"^what (can|do) (you|i|we) see\b", r"^describe\b", r"^what does (this|the)\b.*\b(show|contain|look like)\b",
     r"^what (objects?|things?|features?) (are|is)\b",
 )
+
+
+# Attributes of single objects the model was never trained to judge (in any wording).
+COLOURS = (r"\b(red|blue|yellow|white|black|grey|gray|brown|orange|purple|pink|golden|silver|"
+           r"(?<!what )green(?!\s+(area|areas|space|spaces|land|vegetation|field|fields|cover)\b))\b")
+CONDITION = (r"\b(damaged|destroyed|broken|burnt|burned|abandoned|ruined|collapsed|flooded|new|old|"
+             r"renovated|under construction|dirty|clean|empty|full|occupied|busy|crowded|open|closed)\b")
+MATERIAL = (r"\b(concrete|asphalt|wooden|wood|metal|metallic|brick|glass|steel|stone|paved|unpaved|"
+            r"tiled|thatched|plastic)\b")
+NEGATION = r"\b(not|no|never|none|without|isn't|aren't|doesn't|don't|nor)\b|n't\b"
 
 
 class UnsupportedQuestionError(RsSageError):
@@ -138,6 +150,8 @@ def _region_question(q: str, low: str) -> ParsedQuestion | None:
 def parse_question(question: str) -> ParsedQuestion:
     if not isinstance(question, str):
         raise RsSageError("The question must be text.")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in question) or "\0" in question:
+        raise RsSageError("The question holds bytes that are not text (not UTF-8, or a NUL); type it again.")
     q = " ".join(question.split())
     if not q:
         raise RsSageError("The question is empty. Try: 'Is there a harbour here?'")
@@ -160,8 +174,20 @@ def parse_question(question: str) -> ParsedQuestion:
         raise UnsupportedQuestionError(unsupported_message(q, "shapes"))
     if re.search(SIZE_QUALIFIER, low):
         raise UnsupportedQuestionError(unsupported_message(q, "sizes of single objects"))
+    if re.search(NEGATION, low) and not re.search(r"\bor not\b", low):
+        raise UnsupportedQuestionError(unsupported_message(q, "negated things (ask what is there instead)"))
+    for pattern, topic in ((COLOURS, "the colours of things"), (CONDITION, "the condition of things"),
+                           (MATERIAL, "materials")):
+        if re.search(pattern, low):
+            raise UnsupportedQuestionError(unsupported_message(q, topic))
+    place = r"\b(in|from|of)\s+(?!RS\b)[A-Z][a-z]{2,}\b"  # "in France", "of Paris": a place name
+    if re.search(place, q) or re.match(r"^(?i:is|was) (?i:this|it) [A-Z][a-z]+", q):
+        raise UnsupportedQuestionError(unsupported_message(q, "where on Earth the image lies"))
     region = _region_question(q, low)
     if region is not None:
+        if region.type == "comparison" and region.subject == region.other:
+            raise RsSageError(f"'{q}' compares {region.subject} with itself; name two different things.")
+        _check_words(q, region.subject, region.other)
         return region
     for pattern, topic in UNSUPPORTED:
         if re.search(pattern, low):
@@ -169,14 +195,18 @@ def parse_question(question: str) -> ParsedQuestion:
     m = re.search(r"\b(how many|number of|amount of|count the|count)\s+(.+?)(\s+(are|can|in|is|do|does)\b.*)?[?.]?$",
                   low)
     if m:
-        return ParsedQuestion(q, "count", m.group(2).strip(" ?."))
+        parsed = ParsedQuestion(q, "count", m.group(2).strip(" ?."))
+        _check_words(q, parsed.subject)
+        return parsed
     m = re.match(r"^(is|are|does|do|can|could|was|were)\b(.*)$", low)
     if m:
         subject = re.sub(r"^(is|are|does|do|can|could|was|were)\s+(there|you see|this area contain|"
                          r"this image contain|it contain|this scene contain)?\s*(any|an|a|some)?\b\s*",
                          "", low).strip(" ?.")
         subject = re.sub(r"\s+(present|visible)\b.*$", "", subject)
+        subject = re.sub(r"\s+or not$", "", subject)
         subject = re.sub(r"\s+(in|on|here|in this.*|in the.*)$", "", subject)
+        _check_words(q, subject)
         return ParsedQuestion(q, "presence", subject)
     if re.search(r"\b(what|which)\b.*\b(type|kind|category|class|land use|land cover|place|scene|area)\b", low) \
             or low.startswith(("classify", "what is this", "what's this", "what does this", "label this", "identify")):
@@ -184,3 +214,55 @@ def parse_question(question: str) -> ParsedQuestion:
     if any(re.search(p, low) for p in OPEN_PATTERNS):
         return ParsedQuestion(q, "open")
     raise UnsupportedQuestionError(unsupported_message(q, "this"))
+
+
+_VOCAB: set[str] | None = None
+
+
+def known_words() -> set[str]:
+    """Whole words of the text encoder's vocabulary (its tokenizer.json) plus the knowledge
+    base's names and aliases: a word outside both ("glimbnax") is one the model cannot have met.
+    Empty (no check) when the model pack is not installed."""
+    global _VOCAB
+    if _VOCAB is None:
+        import json
+
+        words: set[str] = set()
+        try:
+            from .paths import KB_DIR, text_encoder_dir
+
+            tok = json.loads((text_encoder_dir() / "tokenizer.json").read_text(encoding="utf-8"))
+            words |= {w for w in tok["model"]["vocab"] if w.isalpha()}
+            with open(KB_DIR / "entries.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    row = json.loads(line)
+                    for text in [row.get("name", "")] + list(row.get("aliases") or []):
+                        words |= set(re.findall(r"[a-z]+", text.lower()))
+        except (OSError, ValueError, KeyError, TypeError):
+            words = set()
+        _VOCAB = words
+    return _VOCAB
+
+
+def _known(word: str, vocab: set[str]) -> bool:
+    if word in vocab or len(word) <= 2:
+        return True
+    for suffix in ("s", "es", "ies", "ing", "ed", "ers", "er"):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            stem = word[: -len(suffix)]
+            if stem in vocab or stem + "e" in vocab or (suffix == "ies" and stem + "y" in vocab):
+                return True
+    return False
+
+
+def _check_words(q: str, *things: str) -> None:
+    """Refuse a question about a word the model cannot know, instead of answering 'No (0.98)'."""
+    vocab = known_words()
+    if not vocab:
+        return
+    unknown = [w for t in things for w in re.findall(r"[a-z]+", t.lower()) if not _known(w, vocab)]
+    if unknown:
+        raise UnsupportedQuestionError(
+            f"RS-SAGE does not know the word{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(w) for w in unknown[:3])} in '{q}'. Check the spelling, or add the concept "
+            "to your knowledge base (python -m core kb add).")

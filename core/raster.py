@@ -23,9 +23,15 @@ def open_raster(path: str | Path):
     if not p.startswith("/vsi") and not Path(p).exists():
         raise RsSageError(f"Raster not found: {p}")
     try:
-        return gdal.Open(p)
+        ds = gdal.Open(p)
     except RuntimeError as exc:
         raise RsSageError(f"GDAL cannot open {p}: {exc}") from exc
+    if ds is None or ds.RasterCount == 0:
+        raise RsSageError(f"{p} has no raster bands.")
+    if gdal.DataTypeIsComplex(ds.GetRasterBand(1).DataType):
+        raise RsSageError(f"{p} holds complex numbers ({gdal.GetDataTypeName(ds.GetRasterBand(1).DataType)}, "
+                          "e.g. radar SLC); RS-SAGE reads optical imagery. Convert to amplitude first.")
+    return ds
 
 
 def default_rgb_bands(ds) -> list[int]:

@@ -206,7 +206,12 @@ def valid_stretch(ds, bands: list[int], user: UserNoData | None = None, low_pct:
             lows.append(0.0)
             highs.append(1.0)
             continue
-        lo, hi = np.percentile(values, [low_pct, high_pct])
+        lo, hi = np.percentile(values.astype(np.float64), [low_pct, high_pct])
+        if not (np.isfinite(lo) and np.isfinite(hi)) or max(abs(lo), abs(hi)) > 3.0e38:
+            from .errors import RsSageError
+
+            raise RsSageError(f"Band {b} holds values near {hi:.3g}, beyond what a contrast stretch can map "
+                              "(float32 range); rescale the raster first (e.g. gdal_translate -scale).")
         lows.append(float(lo))
         highs.append(float(max(hi, lo + 1e-6)))
     result = (Stretch(np.array(lows, np.float32), np.array(highs, np.float32)), rule)

@@ -195,3 +195,98 @@ def test_user_kb_that_is_a_file_or_system_folder_is_refused(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
     assert main(["kb", "search", "harbour", "--user-kb", "/proc"]) == 2
     assert "system folder" in capsys.readouterr().err
+
+
+# ---- wrong, silently -> refused -------------------------------------------------------------------
+@pytest.mark.parametrize("question", [
+    "Is there a florp glimbnax here?", "How much of this area is qwzx?", "Are there any zorbles?",
+    "How many blorfs are there?", "Where is the snargle?",
+    "Is there more water than water?",
+    "Is there not a harbour here?", "Aren't there any boats?", "Are there no trees here?", "Isn't this a port?",
+    "Is the roof red?", "Is there a red car?", "What colour are the roofs?", "Are the fields yellow?",
+    "Are the buildings damaged?", "Is there a flooded field?", "Is the stadium empty?", "Is the bridge broken?",
+    "Are the roofs made of metal?", "Is the road paved?", "Is there a wooden bridge?", "Are the houses brick?",
+    "Which country is this?", "Is this in France?", "Is this Paris?", "Is this image taken in Brazil?",
+    "What city is shown?", "Where on earth is this?", "Which continent is this on?",
+])
+def test_nonsense_and_unanswerable_questions_are_refused(question):
+    from core.question_parse import parse_question
+
+    with pytest.raises(RsSageError):
+        parse_question(question)
+
+
+@pytest.mark.parametrize("question", [
+    "Is there a harbour here?", "How many storage tanks are there?", "What type of scene is this?",
+    "Is this a rural or an urban area?", "How much of this area is forest?", "Is there more water than farmland?",
+    "Where are the storage tanks?", "What is in this region?", "Is there green vegetation?",
+    "Are there solar panels?", "Is there a river or not?", "Are there any planes?",
+])
+def test_supported_wordings_still_answer(question):
+    from core.question_parse import parse_question
+
+    assert parse_question(question).type
+
+
+def test_questions_with_bytes_that_are_not_text_are_refused(capsys):
+    from core.question_parse import parse_question
+
+    with pytest.raises(RsSageError):
+        parse_question("Is there a harbour\udcff here?")  # a lone surrogate (API), or a non-UTF-8 byte (CLI)
+    img = FIXTURES / "rgbn_clip.tif"
+    assert main(["ask", str(img), "-q", "Is there a b\udce9ach?"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_api_nonsense_parameters_are_refused(tmp_path):
+    from core.engine import Engine
+    from core.labeller import LabelParams, label_raster
+
+    with pytest.raises(RsSageError, match="extent"):
+        label_raster(LabelParams(str(FIXTURES / "rgbn_clip.tif"), None, extent=(float("nan"),) * 4))
+    with pytest.raises(RsSageError, match="tile"):
+        label_raster(LabelParams(str(FIXTURES / "rgbn_clip.tif"), None, tile=128.7))
+    with pytest.raises(RsSageError, match="raster"):
+        label_raster(LabelParams(None, None))
+    with pytest.raises(RsSageError, match="bands"):
+        label_raster(LabelParams(str(FIXTURES / "rgbn_clip.tif"), None, bands=["1", "2", "3"]))
+    with pytest.raises(RsSageError, match="threads"):
+        Engine.load(threads=-1)
+    with pytest.raises(RsSageError, match="model_dir"):
+        Engine.load(model_dir=123)
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"level": "scene", "name": float("nan"), "text": "x"}, "must be text"),
+    ({"level": "scene", "name": "sa\0lt", "text": "x"}, "NUL"),
+])
+def test_kb_names_that_are_not_text_are_refused(tmp_path, item, message):
+    from core.errors import KnowledgeBaseError
+
+    uk, shipped = _user_kb(tmp_path)
+    with pytest.raises(KnowledgeBaseError, match=message):
+        uk.add([item], shipped)
+
+
+def test_deeply_nested_json_import_is_a_clear_error(tmp_path, capsys):
+    f = tmp_path / "deep.json"
+    f.write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["kb", "import", str(f), "--user-kb", str(tmp_path / "kb")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_huge_float_values_and_complex_rasters_are_refused(tmp_path):
+    from osgeo import gdal
+
+    from core.labeller import LabelParams, label_raster
+
+    src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
+    for name, dtype, scale in (("huge.tif", gdal.GDT_Float64, 1e300), ("cint.tif", gdal.GDT_CInt16, 1)):
+        ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / name), 64, 64, 3, dtype)
+        ds.SetGeoTransform(src.GetGeoTransform())
+        ds.SetProjection(src.GetProjection())
+        for b in range(1, 4):
+            ds.GetRasterBand(b).WriteArray(np.random.default_rng(b).random((64, 64)) * scale)
+        ds = None
+        with pytest.raises(RsSageError, match="float32 range|complex"):
+            label_raster(LabelParams(str(tmp_path / name), None, gsd=5, tile=32))

@@ -99,3 +99,46 @@ def test_random_strings_through_ask_and_import(engine, tmp_path, seed):
         user.add(read_import_file(f), KnowledgeBase.load(user_dir=False).entries)
     except RsSageError:
         assert not (tmp_path / "user" / "entries.jsonl").exists()
+
+
+def test_seeded_campaign_of_500_images_and_500_questions(engine):
+    """Issue 29's CI campaign: 500 random images (sizes 1-300 px, flat, noise, stripes, 1-4
+    channels, any dtype) through classify and 500 random questions through ask: every case
+    ends in answers or an RsSageError, never another exception."""
+    rng = np.random.default_rng(29)
+    outcomes = {"ok": 0, "refused": 0}
+    for i in range(500):
+        h, w = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+        kind = i % 5
+        c = int(rng.choice([1, 2, 3, 4]))
+        if kind == 0:
+            img = rng.integers(0, 256, (h, w, c)).astype(np.uint8)
+        elif kind == 1:
+            img = np.full((h, w, c), rng.integers(0, 256), np.uint8)
+        elif kind == 2:
+            img = ((np.arange(w) // max(1, int(rng.integers(1, 20)))) % 2 * 255).astype(np.uint8)[None, :, None] \
+                * np.ones((h, 1, c), np.uint8)
+        elif kind == 3:
+            img = rng.normal(0, 1e6, (h, w, c)).astype(rng.choice([np.float32, np.int16, np.uint16]))
+        else:
+            img = rng.integers(0, 256, (h, w)).astype(np.uint8)
+        try:
+            engine.classify([img], ["water", "forest"], 1)
+            outcomes["ok"] += 1
+        except RsSageError:
+            outcomes["refused"] += 1
+    words = ["is", "there", "how", "many", "much", "a", "an", "river", "rural", "urban", "what", "where", "not",
+             "colour", "red", "france", "more", "than", "water", "florp", "?", "of", "this", "area", "the"]
+    alphabet = list("abcdefghijklmnopqrstuvwxyz ?,'0123456789") + ["é", "水", "\udcff", "\x00"]
+    img = np.full((64, 64, 3), 90, np.uint8)
+    for _ in range(500):
+        if rng.random() < 0.6:
+            q = " ".join(rng.choice(words, int(rng.integers(0, 9))))
+        else:
+            q = "".join(rng.choice(alphabet, int(rng.integers(0, 80))))
+        try:
+            engine.ask([img], q)
+            outcomes["ok"] += 1
+        except RsSageError:
+            outcomes["refused"] += 1
+    assert outcomes["ok"] + outcomes["refused"] == 1000 and outcomes["ok"] > 0 and outcomes["refused"] > 0

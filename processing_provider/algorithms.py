@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -149,6 +150,9 @@ class LabelRasterAlgorithm(_Base):
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_SUMMARY", "Area summary", "CSV (*.csv);;JSON (*.json)", optional=True,
             createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_EMBEDDINGS", "Tile embeddings for Find similar (GeoPackage + FAISS index)",
+            "GeoPackage (*.gpkg)", optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber("TILES", "Tiles labelled"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -171,8 +175,9 @@ class LabelRasterAlgorithm(_Base):
             out = os.path.splitext(out)[0] + ".gpkg"
         out_tif = self.parameterAsOutputLayer(parameters, "OUTPUT_RASTER", context) or None
         summary = self.parameterAsFileOutput(parameters, "OUTPUT_SUMMARY", context) or None
+        embeddings = self.parameterAsFileOutput(parameters, "OUTPUT_EMBEDDINGS", context) or None
         params = LabelParams(
-            out_gpkg=out, out_tif=out_tif, out_summary=summary,
+            out_gpkg=out, out_tif=out_tif, out_summary=summary, embeddings=embeddings,
             labels=parse_labels(self.parameterAsString(parameters, "LABELS", context)),
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
             tile=self.parameterAsInt(parameters, "TILE", context) or None,
@@ -199,6 +204,8 @@ class LabelRasterAlgorithm(_Base):
             result["OUTPUT_RASTER"] = out_tif
         if summary:
             result["OUTPUT_SUMMARY"] = summary
+        if embeddings:
+            result["OUTPUT_EMBEDDINGS"] = embeddings
         return result
 
 
@@ -348,5 +355,94 @@ def check_output_file(destination: str, inputs: list[str]) -> None:
                                          "output would replace the whole file. Choose a new file name.")
 
 
+class FindSimilarAlgorithm(_Base):
+    """Find similar tiles: an embeddings GeoPackage (``label --embeddings``) searched with example
+    tiles (ids or polygons) and/or a phrase; the same ranking as ``python -m core similar``."""
+
+    def name(self):
+        return "find_similar"
+
+    def displayName(self):  # noqa: N802
+        return "Find similar tiles"
+
+    def shortHelpString(self):  # noqa: N802
+        return ("Ranks the tiles of an embeddings GeoPackage (written by Label raster with an embeddings output, "
+                "or 'python -m core label --embeddings') by similarity to examples: tile ids, polygons of an "
+                "example layer (the tiles they cover), and/or a phrase. Tiles marked 'not this' push the ranking "
+                "away (Rocchio). Output: the top k tiles, or all above a similarity threshold.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile("EMBEDDINGS", "Embeddings GeoPackage", extension="gpkg"))
+        self.addParameter(QgsProcessingParameterString("EXAMPLES", "Example tile ids (comma separated)",
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "EXAMPLE_LAYER", "Example polygons", [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterString("NOT", "'Not this' tile ids (comma separated)",
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterString("TEXT", "Or a phrase (e.g. solar farm)", optional=True))
+        self.addParameter(QgsProcessingParameterNumber("K", "How many tiles (0 = all above the threshold)",
+                                                       QgsProcessingParameterNumber.Type.Integer, 10, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber("THRESHOLD", "Similarity threshold (-1 = none)",
+                                                       QgsProcessingParameterNumber.Type.Double, -1.0,
+                                                       minValue=-1.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", "Similar tiles",
+                                                            QgsProcessing.SourceType.TypeVectorPolygon))
+
+    @staticmethod
+    def _ids(text: str) -> list[int]:
+        try:
+            return [int(t) for t in text.replace(";", ",").split(",") if t.strip()]
+        except ValueError as exc:
+            raise QgsProcessingException(f"Tile ids must be whole numbers separated by commas: {text}") from exc
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry
+
+        from ..core.similar import load_store, query_vector, search
+
+        store = self._run_core(lambda: load_store(self.parameterAsFile(parameters, "EMBEDDINGS", context)), feedback)
+        examples = self._ids(self.parameterAsString(parameters, "EXAMPLES", context))
+        negatives = self._ids(self.parameterAsString(parameters, "NOT", context))
+        crs = QgsCoordinateReferenceSystem.fromWkt(store.srs_wkt)
+        layer = self.parameterAsSource(parameters, "EXAMPLE_LAYER", context)
+        if layer is not None:
+            ct = QgsCoordinateTransform(layer.sourceCrs(), crs, context.transformContext())
+            polys = []
+            for f in layer.getFeatures():
+                g = QgsGeometry(f.geometry())
+                g.transform(ct)
+                polys.append(g)
+            for fid, wkt in zip(store.ids, store.wkt, strict=True):
+                tile = QgsGeometry.fromWkt(wkt)
+                if any(p.intersection(tile).area() >= 0.5 * tile.area() for p in polys):
+                    examples.append(int(fid))
+        text = self.parameterAsString(parameters, "TEXT", context).strip()
+        positives = self._run_core(lambda: [store.vector_of(f) for f in examples], feedback)
+        negs = self._run_core(lambda: [store.vector_of(f) for f in negatives], feedback)
+        if text:
+            eng = self._run_core(engine, feedback)
+            positives.append(eng.text.encode([text])[0])
+        k = self.parameterAsInt(parameters, "K", context) or None
+        threshold = self.parameterAsDouble(parameters, "THRESHOLD", context)
+        threshold = None if threshold <= -1 else threshold
+        if k is None and threshold is None:
+            raise QgsProcessingException("Give k, a threshold, or both.")
+        matches = self._run_core(lambda: search(store, query_vector(positives, negs), k, threshold,
+                                                exclude=set(examples) | set(negatives)), feedback)
+        fields = QgsFields()
+        for name, kind in (("tile_id", QVariant.Type.Int), ("rank", QVariant.Type.Int),
+                           ("similarity", QVariant.Type.Double), ("label", QVariant.Type.String)):
+            fields.append(QgsField(name, kind))
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Polygon, crs)
+        pos = {int(fid): j for j, fid in enumerate(store.ids)}
+        for m in matches:
+            j = pos[m.fid]
+            f = QgsFeature(fields)
+            f.setGeometry(QgsGeometry.fromWkt(store.wkt[j]))
+            f.setAttributes([m.fid, m.rank, m.similarity, store.labels[j]])
+            sink.addFeature(f, QgsFeatureSink.Flag.FastInsert)
+        return {"OUTPUT": dest}
+
+
 def all_algorithms() -> list[QgsProcessingAlgorithm]:
-    return [LabelRasterAlgorithm(), ClassifyExtentAlgorithm(), AskRegionAlgorithm()]
+    return [LabelRasterAlgorithm(), ClassifyExtentAlgorithm(), AskRegionAlgorithm(), FindSimilarAlgorithm()]

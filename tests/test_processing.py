@@ -26,9 +26,9 @@ def provider(qgis_app, qgis_processing):
     registry.removeProvider(prov)
 
 
-def test_provider_lists_three_algorithms(provider):
+def test_provider_lists_four_algorithms(provider):
     ids = sorted(a.id() for a in provider.algorithms())
-    assert ids == ["rs_sage:ask_region", "rs_sage:classify_extent", "rs_sage:label_raster"]
+    assert ids == ["rs_sage:ask_region", "rs_sage:classify_extent", "rs_sage:find_similar", "rs_sage:label_raster"]
 
 
 def test_label_raster_through_processing(provider, tmp_path):
@@ -213,3 +213,21 @@ def test_ask_region_never_writes_over_its_regions_file(provider, tmp_path):
                                                   "QUESTION": "Is there a river?", "GSD": 5, "TILE": 64,
                                                   "OUTPUT": out})
     assert hashlib.sha256(gpkg.read_bytes()).hexdigest() == before
+
+
+def test_find_similar_through_processing_ranks_as_the_cli(provider, tmp_path, capsys):
+    """Panel-free path of issue 27: Processing and the CLI give the same ranking for the same examples."""
+    import processing
+
+    from core.cli import main
+    from core.labeller import LabelParams, label_raster
+
+    emb = tmp_path / "emb.gpkg"
+    label_raster(LabelParams(str(FIXTURES / "rgbn_clip.tif"), None, gsd=5, tile=64, labels=["water", "forest"],
+                             embeddings=str(emb)))
+    res = processing.run("rs_sage:find_similar", {"EMBEDDINGS": str(emb), "EXAMPLES": "3, 7", "NOT": "5", "K": 6,
+                                                  "OUTPUT": "memory:"})
+    got = [f["tile_id"] for f in sorted(res["OUTPUT"].getFeatures(), key=lambda f: f["rank"])]
+    assert main(["similar", str(emb), "--example", "3", "7", "--not", "5", "-k", "6", "--json"]) == 0
+    cli = [json.loads(line)["fid"] for line in capsys.readouterr().out.splitlines()]
+    assert got == cli and len(got) == 6 and not {3, 5, 7} & set(got)

@@ -232,7 +232,7 @@ class _Writer:
     def write(self, row, col, x, y, size, result) -> None:
         self.write_attrs(x, y, size, tile_attributes(row, col, result))
 
-    def write_attrs(self, x, y, size, attrs: dict) -> None:
+    def write_attrs(self, x, y, size, attrs: dict, vector=None) -> None:
         """One tile from its attribute values (``core.tile_schema``): local results and Dask's alike."""
         from osgeo import ogr
 
@@ -241,7 +241,7 @@ class _Writer:
         xs = sorted((gt[0] + x * gt[1], gt[0] + (x + size) * gt[1]))
         ys = sorted((gt[3] + y * gt[5], gt[3] + (y + size) * gt[5]))
         if self.records is not None:
-            self.records.append(TileRecord((xs[0], ys[0], xs[1], ys[1]), attrs))
+            self.records.append(TileRecord((xs[0], ys[0], xs[1], ys[1]), attrs, vector))
         else:
             ring = ogr.Geometry(ogr.wkbLinearRing)
             for px, py in ((xs[0], ys[1]), (xs[1], ys[1]), (xs[1], ys[0]), (xs[0], ys[0]), (xs[0], ys[1])):
@@ -559,7 +559,7 @@ def label_raster(params: LabelParams, engine=None,
         sink = EmbeddingSink(params.embeddings, srs, len(engine.label_embeddings(labels[:1])[0]))
 
     def record(x, y, size, attrs, vector=None) -> None:
-        writer.write_attrs(x, y, size, attrs)
+        writer.write_attrs(x, y, size, attrs, vector)
         counts[attrs["label"]] += 1
         uncertain[attrs["label"]] += attrs["uncertain"]
         if sink is not None and vector is not None:

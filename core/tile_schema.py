@@ -33,6 +33,7 @@ class TileRecord:
 
     bounds: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax
     attributes: dict
+    vector: object = None  # the tile's scene embedding (numpy float32), for Find similar in the panel
 
     @property
     def wkt(self) -> str:

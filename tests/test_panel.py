@@ -661,3 +661,32 @@ def test_a_refused_question_and_a_new_project_clear_the_old_answer(dock, qgis_if
     QgsProject.instance().clear()
     assert dock.answer_view.toPlainText() == "" and dock.summary.rowCount() == 0
     assert dock.region_label.text() == "No region yet." and dock.region is None
+
+
+def test_find_similar_in_the_panel(dock, qgis_iface):
+    """Select a classified tile, search: a layer of the most similar other tiles, ranked like
+    core.similar; the slider filters it without a new search; a selected result is 'not this'."""
+    layer = add_raster(FIXTURES / "rgbn_clip.tif")
+    run_classify(dock, qgis_iface, layer, gsd=5, tile=64)
+    (classes,) = classes_layers()
+    assert len(dock.tile_vectors) == 16
+    first = next(classes.getFeatures()).id()
+    classes.selectByIds([first])
+    dock.similar_section.k.setValue(5)
+    dock.similar_section.search_button.click()
+    sim = dock.similar_section.layer
+    feats = sorted(sim.getFeatures(), key=lambda f: f["rank"])
+    assert len(feats) == 5 and first not in [f["tile_id"] for f in feats]
+    from core.similar import query_vector, search
+    from rs_sage.ui.similar import store_from_layer
+
+    store = store_from_layer(classes, dock.tile_vectors)
+    expected = search(store, query_vector([dock.tile_vectors[first]]), 5, exclude={first})
+    assert [f["tile_id"] for f in feats] == [m.fid for m in expected]
+    dock.similar_section.slider.setValue(int(feats[2]["similarity"] * 100))
+    assert sim.featureCount() >= 3 and sim.subsetString()
+    dock.similar_section.slider.setValue(0)
+    sim.selectByIds([feats[0].id()])  # "not this"
+    dock.similar_section.search_button.click()
+    again = [f["tile_id"] for f in sorted(dock.similar_section.layer.getFeatures(), key=lambda f: f["rank"])]
+    assert again != [f["tile_id"] for f in feats] and feats[0]["tile_id"] not in again

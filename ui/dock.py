@@ -45,6 +45,7 @@ from ..qgis_adapter.layer_source import layer_source
 from . import result_layers
 from .map_tool import RegionMapTool
 from .sections import ImagerySection, LabelsSection, RegionSection
+from .similar import SimilarSection
 from .tasks import CoreTask, ask_work, classify_work
 
 SETTINGS_MAX_TILES = "rs_sage/max_tiles"
@@ -72,6 +73,7 @@ class RsSageDock(QDockWidget):
         self.highlights = []
         self.last_classes_layer: QgsVectorLayer | None = None
         self.last_answer = None
+        self.tile_vectors: dict = {}
         self.last_diagnostics = ""
         self.preload_task: CoreTask | None = None
         settings = model_settings()
@@ -161,6 +163,10 @@ class RsSageDock(QDockWidget):
         self.ask_button.setObjectName("RsSageAsk")
         self.ask_button.clicked.connect(self.ask)
         lay.addWidget(self.region_section.box)
+
+        self.similar_section = SimilarSection(body)
+        self.similar_section.search_button.clicked.connect(self.find_similar)
+        lay.addWidget(self.similar_section.box)
 
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 100)
@@ -479,6 +485,9 @@ class RsSageDock(QDockWidget):
     def _classified(self, result, crs, labels: list[str]) -> None:
         # never empty: the labeller raises, with the reason, when nothing is labelled
         self.last_classes_layer = result_layers.classes_layer(result.records, crs, labels, colours=result.colours)
+        # feature ids follow the records' order in a new memory layer: keep each tile's vector by id
+        self.tile_vectors = {f.id(): r.vector for f, r in zip(self.last_classes_layer.getFeatures(), result.records,
+                                                               strict=False) if r.vector is not None}
         self.summary.setRowCount(0)
         for name, s in sorted(result.summary.items(), key=lambda kv: -kv[1]["area_ha"]):
             r = self.summary.rowCount()
@@ -496,6 +505,25 @@ class RsSageDock(QDockWidget):
         if result.skipped_nodata:
             msg += f"; {result.skipped_nodata} mostly-nodata tiles skipped ({result.nodata_rule})"
         self.warn(msg, Qgis.MessageLevel.Success)
+
+    # ---- find similar --------------------------------------------------------------------------
+    def find_similar(self) -> None:
+        """Small and in the GUI thread: a few hundred vectors, no model pass (a phrase is one
+        text-encoder call)."""
+        try:
+            text = None
+            if self.similar_section.phrase.text().strip():
+                from ..core.text_encoder import shared_encoder
+
+                text = shared_encoder()
+            classes = self.last_classes_layer if self.last_classes_layer is not None and \
+                self.last_classes_layer.isValid() else None
+            n = self.similar_section.search(classes, self.tile_vectors, text)
+        except (RsSageError, RuntimeError) as exc:
+            self.warn(str(exc))
+            return
+        self.warn(f"{n} similar tiles in the layer 'RS-SAGE similar'; move the slider to keep only the closest.",
+                  Qgis.MessageLevel.Info)
 
     # ---- ask -----------------------------------------------------------------------------------
     def _activate_tool(self, mode: str) -> None:

@@ -227,7 +227,8 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
         n_workers = max(1, len(c.scheduler_info().get("workers", {})))
         limit = IN_FLIGHT_PER_WORKER * n_workers
         chunks = _chunks(job.windows(skipped), TILES_PER_TASK)
-        spec_future = c.scatter(spec, broadcast=True)
+        # The settings travel with every task (a few kB), not as one scattered copy: a run
+        # survives the loss of every worker that held them, since restarted workers get them again.
         pending = as_completed()
         in_flight, index, done = 0, 0, 0
 
@@ -236,7 +237,7 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
             chunk = next(chunks, None)
             if chunk is None:
                 return False
-            fut = c.submit(label_windows, spec_future, chunk, params.batch, retries=3, pure=False,
+            fut = c.submit(label_windows, spec, chunk, params.batch, retries=3, pure=False,
                            key=f"rs_sage-{os.getpid()}-{id(job)}-{index}")
             index += 1
             in_flight += 1
@@ -262,9 +263,26 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
                     progress(min(100.0, 100.0 * (done + sum(skipped.values())) / job.grid.count))
                 while in_flight < limit and submit_next():
                     pass
-        except BaseException:
+        except BaseException as exc:
             for fut in list(pending.futures):
-                fut.cancel()
+                try:
+                    fut.cancel()
+                except Exception:  # noqa: BLE001 - the scheduler may be gone already
+                    pass
+            if _cluster_lost(exc):
+                raise RsSageError(f"The Dask cluster at {params.scheduler or 'the given client'} went away mid-run "
+                                  f"({type(exc).__name__}); nothing was written under the target names.") from exc
             raise
     return done
+
+
+def _cluster_lost(exc: BaseException) -> bool:
+    """The scheduler or every worker died (not a cancel by the user, not a bug in the task)."""
+    from .errors import Cancelled
+
+    if isinstance(exc, (Cancelled, KeyboardInterrupt, RsSageError)):
+        return False
+    names = {t.__name__ for t in type(exc).__mro__}
+    return bool(names & {"CommClosedError", "FutureCancelledError", "CancelledError", "TimeoutError",
+                         "StreamClosedError", "KilledWorker", "ConnectionRefusedError", "OSError"})
 

@@ -264,7 +264,12 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
             rural_urban += engine.ask_encoded(tokens, queries, RURAL_URBAN_Q, list(label_key), scenes=scenes)
     if progress:
         progress(100.0)
-    tiles = [TileAnswer(b, r.answer, r.confidence, r.scene, m2, share, cut.wkt)
+    import shapely
+
+    # 2-D WKT, explicitly: inside desktop QGIS an older GEOS may be the one loaded, and it
+    # refuses shapely's default output dimension ("WKT output dimension must be 2 or 3").
+    tiles = [TileAnswer(b, r.answer, r.confidence, r.scene, m2, share,
+                        shapely.to_wkt(cut, output_dimension=2, rounding_precision=-1))
              for b, r, (cut, m2, share) in zip(bounds, results, parts, strict=True)]
     valid_m2 = sum(t.weight for t in tiles)
     tile_ha = (tile * tile_gsd_m) ** 2 / 1e4

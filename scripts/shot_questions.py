@@ -24,6 +24,17 @@ def when_idle(fn, delay=1500):
     shot_common.when_idle(dock, fn, delay)
 
 
+_warn = dock.warn
+
+
+def _logged_warn(text, *args, **kw):  # the panel's messages go to the answers file too
+    log.append(f"  panel says: {text}")
+    return _warn(text, *args, **kw)
+
+
+dock.warn = _logged_warn
+
+
 def setup():
     shot_common.frame(iface, dock, layer, 400)
     dock.layer_combo.setLayer(None)
@@ -59,7 +70,12 @@ def ask(i):
     def answered():
         iface.mainWindow().grab().save(f"{OUT}/screenshot_{TAG}_{i + 1}.png")
         a = dock.last_answer
-        log.append(f"{QUESTIONS[i]} -> {a.type}: {a.answer} | {a.text}" if a else f"{QUESTIONS[i]} -> no answer")
+        if a is None:
+            bar = [w.text() for w in iface.messageBar().findChildren(type(dock.estimate)) if w.text()]
+            log.append(f"{QUESTIONS[i]} -> no answer: {' / '.join(bar)[-400:]}")
+        else:
+            log.append(f"{QUESTIONS[i]} -> {a.type}: {a.answer} | {a.text}")
+        dock.last_answer = None
         ask(i + 1)
 
     when_idle(answered, 2500)

@@ -595,7 +595,7 @@ def test_sections_collapse_and_remember_it(dock):
     from qgis.gui import QgsCollapsibleGroupBox
 
     boxes = dock.body.findChildren(QgsCollapsibleGroupBox)
-    assert {b.title() for b in boxes} == {"Imagery", "Labels", "Ask about a region"}
+    assert {b.title() for b in boxes} == {"Imagery", "Labels", "Ask about a region", "Find similar"}
     assert all(b.saveCollapsedState() for b in boxes)
     boxes[0].setCollapsed(True)
     assert boxes[0].isCollapsed()

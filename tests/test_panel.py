@@ -677,8 +677,9 @@ def test_find_similar_in_the_panel(dock, qgis_iface):
     sim = dock.similar_section.layer
     feats = sorted(sim.getFeatures(), key=lambda f: f["rank"])
     assert len(feats) == 5 and first not in [f["tile_id"] for f in feats]
-    from core.similar import query_vector, search
     from rs_sage.ui.similar import store_from_layer
+
+    from core.similar import query_vector, search
 
     store = store_from_layer(classes, dock.tile_vectors)
     expected = search(store, query_vector([dock.tile_vectors[first]]), 5, exclude={first})

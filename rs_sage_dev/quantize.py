@@ -28,17 +28,30 @@ def input_size(model_dir: Path = MODEL_DIR) -> int:
     return int(json.loads((Path(model_dir) / "model.json").read_text())["input_size"])
 
 
-def calibration_images(n: int = 200, seed: int = 0, size: int = 160) -> list[np.ndarray]:
-    """``n`` training images (never validation or test), resized whole to the model input."""
+def calibration_images(n: int = 200, seed: int = 0, size: int = 160, eurosat_share: float = 0.45) -> list[np.ndarray]:
+    """``n`` training images (never validation or test), resized whole to the model input: AID and,
+    since the model is trained on it too, ``eurosat_share`` of them from our EuroSAT training split,
+    the share of EuroSAT images in a training epoch (7,000 of about 15,400). Calibrated on AID alone,
+    the int8 graphs lost 0.52 pt on EuroSAT test, over the 0.3 pt gate; the share was set from the
+    training mix, not tuned on the gate, and tried once."""
     from PIL import Image
 
     from .dataset import image_path, load_samples
 
-    train = [s for s in load_samples() if s.split == "train"]
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(train), size=min(n, len(train)), replace=False)
-    return [np.asarray(Image.open(image_path(train[i])).convert("RGB").resize((size, size), Image.BILINEAR))
-            for i in sorted(pick)]
+    n_eu = int(round(n * eurosat_share))
+    train = [s for s in load_samples() if s.split == "train"]
+    pick = rng.choice(len(train), size=min(n - n_eu, len(train)), replace=False)
+    paths = [image_path(train[i]) for i in pick]
+    if n_eu:
+        from core.paths import data_root
+
+        from .eurosat import load_eurosat
+
+        eu = [s for s in load_eurosat() if s.split == "train"]
+        paths += [Path(data_root()) / "eurosat_rgb" / eu[i].image
+                  for i in rng.choice(len(eu), size=min(n_eu, len(eu)), replace=False)]
+    return [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in paths]
 
 
 def _quantize_static(source: Path, dest: Path, feeds, **options) -> None:

@@ -44,11 +44,8 @@ def gate_metrics(model_dir: Path, precision: str) -> dict:
 
 
 def ship(checkpoint: Path, work: Path) -> Path:
-    from core.model_files import write_checksums
-
     from .export import export_onnx
     from .open_eval import run_open_eval, write_settings
-    from .quantize import quantize_encoder, quantize_experts
 
     model = work / "model"
     if model.exists():
@@ -58,6 +55,22 @@ def ship(checkpoint: Path, work: Path) -> Path:
     write_settings(model, match_below=res["match_below"])
     (work / "open_eval_float.json").write_text(json.dumps(res, indent=2) + "\n")
     print(f"match_below {res['match_below']}", flush=True)
+    return quantize_and_gate(model, work)
+
+
+def quantize_and_gate(model: Path, work: Path) -> Path:
+    """Steps 3 and 4 on an exported, calibrated float model folder (``--requantize``)."""
+    from core.model_files import write_checksums
+
+    from .quantize import quantize_encoder, quantize_experts
+
+    for name in ("encoder.int8.onnx", "experts.int8.onnx"):
+        (model / name).unlink(missing_ok=True)
+    meta = json.loads((model / "model.json").read_text())
+    for part in ("int8_encoder", "int8_experts"):
+        meta.pop(part, None)
+    (model / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_checksums(model)
 
     quantize_encoder(work / "q_encoder", 200, model)
     shutil.copy(work / "q_encoder" / "encoder.onnx", model / "encoder.int8.onnx")
@@ -83,4 +96,7 @@ def ship(checkpoint: Path, work: Path) -> Path:
 
 
 if __name__ == "__main__":
-    print(ship(Path(sys.argv[1]), Path(sys.argv[2])))
+    if sys.argv[1] == "--requantize":  # WORK_DIR: the model folder there, exported and calibrated
+        print(quantize_and_gate(Path(sys.argv[2]) / "model", Path(sys.argv[2])))
+    else:
+        print(ship(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -69,11 +69,11 @@ def test_doctor_reports_providers_and_verified_checksums():
     json.dumps(rep)
 
 
-def test_the_checkout_is_ready_with_the_int8_encoder_beside_the_float_one():
+def test_the_checkout_is_ready_with_its_model_files():
     from core.status import plugin_status
 
     st = plugin_status()
-    assert "encoder.int8.onnx" in st.models
+    assert {"encoder.onnx", "experts.onnx"} <= set(st.models) and not st.models_missing
     assert st.ready, st.as_text()
     assert st.as_text().startswith("RS-SAGE is ready.")
 

@@ -24,23 +24,15 @@ from pathlib import Path
 
 from .status import RUNTIME_PACKAGES
 
-
 # What pip is asked for: ranges, so pip can pick wheels that fit the numpy QGIS ships
 # (Debian 12's QGIS has numpy 1.24: shapely 2.2 and faiss-cpu 1.15 would not import there).
-def _pinned() -> list[str]:
-    """The tested versions, from requirements-runtime.txt (shipped in the plugin ZIP): exact pins,
-    so pip neither backtracks through old releases nor picks newer, untested ones."""
-    path = Path(__file__).resolve().parent.parent / "requirements-runtime.txt"
-    try:
-        lines = [ln.split("#")[0].strip() for ln in path.read_text().splitlines()]
-    except OSError:
-        lines = []
-    return [ln for ln in lines if "==" in ln] or ["onnxruntime==1.31.1", "tokenizers==0.23.3", "faiss-cpu==1.15.1",
-                                                  "shapely==2.2.0"]
+# Lower bounds only: the exact versions tested with the venv (requirements-runtime.txt) need
+# numpy >= 1.25, and QGIS's own numpy (1.24.2 on Debian 12) must stay the one imported, so exact
+# pins cannot resolve there; a constraints file per supported Python and numpy, with hashes, is
+# still to do (issue 25).
+RUNTIME_REQUIREMENTS = ["onnxruntime>=1.17", "tokenizers>=0.15", "faiss-cpu>=1.7.4", "shapely>=2.0"]
+GPU_ONNXRUNTIME = "onnxruntime-gpu>=1.17"
 
-
-RUNTIME_REQUIREMENTS = _pinned()
-GPU_ONNXRUNTIME = RUNTIME_REQUIREMENTS[0].replace("onnxruntime==", "onnxruntime-gpu==")
 QGIS_OWNED = ("numpy",)  # imported from QGIS's Python, never from our folder
 MARKER = "rs_sage_deps.json"
 

@@ -101,9 +101,3 @@ def test_qgis_python_is_found_from_qgis_never_from_path(tmp_path, monkeypatch):
     assert any(str(p).replace("\\\\", "/").endswith("apps/Python312/python.exe") for p in win)
     mac = deps.python_candidates("/Applications/QGIS.app/Contents/MacOS/QGIS", "/x", "/x", "3.12")
     assert any("Contents/MacOS/bin/python3" in str(p) for p in mac)
-
-
-def test_runtime_requirements_are_exact_pins():
-    from core.deps import RUNTIME_REQUIREMENTS
-
-    assert RUNTIME_REQUIREMENTS and all("==" in r for r in RUNTIME_REQUIREMENTS)

@@ -292,9 +292,8 @@ class AskRegionAlgorithm(_Base):
                            ("confidence", QVariant.Type.Double), ("type", QVariant.Type.String),
                            ("evidence", QVariant.Type.String)):
             fields.append(QgsField(name, kind))
-        regions_layer = self.parameterAsVectorLayer(parameters, "REGIONS", context)
         check_output_file(self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-                          [regions_layer.source() if regions_layer else "", layer.source()])
+                          [_source_string(parameters.get("REGIONS")), layer.source()])
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields,
                                           source.wkbType(), source.sourceCrs())
         ct = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext())
@@ -322,6 +321,19 @@ class AskRegionAlgorithm(_Base):
             sink.addFeature(out, QgsFeatureSink.Flag.FastInsert)
             feedback.setProgress(100 * (i + 1) / total)
         return {"OUTPUT": dest}
+
+
+def _source_string(value) -> str:
+    """The data source behind a layer parameter's value (a layer, a path, a source definition),
+    read without asking Processing for a layer object."""
+    if value is None:
+        return ""
+    if hasattr(value, "source") and callable(value.source):
+        return value.source()
+    inner = getattr(value, "source", None)  # QgsProcessingFeatureSourceDefinition
+    if inner is not None and hasattr(inner, "staticValue"):
+        return str(inner.staticValue())
+    return str(value)
 
 
 def _file_of(source: str) -> str:

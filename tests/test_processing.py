@@ -180,16 +180,22 @@ def test_an_unexpected_error_is_a_message_not_a_traceback(provider, tmp_path, mo
     assert not (tmp_path / "x.gpkg").exists()
 
 
-def test_ask_region_never_writes_over_its_regions_file(provider, tmp_path):
-    """The sweep's case: OUTPUT equal to the REGIONS GeoPackage exited 0 and left one empty layer."""
+def test_ask_region_never_writes_over_its_regions_file(tmp_path):
+    """The sweep's case, through qgis_process as the sweep ran it: OUTPUT equal to the REGIONS
+    GeoPackage exited 0 and left one empty layer; an existing GeoPackage with other layers was
+    replaced whole. Both are refused now and the files stay byte for byte."""
     import hashlib
+    import shutil
 
-    import processing
-    from osgeo import ogr, osr
-    from qgis.core import QgsProcessingException, QgsRasterLayer
+    from osgeo import gdal, ogr, osr
 
-    raster = QgsRasterLayer(str(FIXTURES / "rgbn_clip.tif"), "clip")
-    e = raster.extent()
+    qp = "/usr/bin/qgis_process.bin"
+    if not os.path.exists(qp):
+        pytest.skip("qgis_process.bin not installed")
+    src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
+    gt = src.GetGeoTransform()
+    x0, y1, x1, y0 = gt[0], gt[3], gt[0] + src.RasterXSize * gt[1], gt[3] + src.RasterYSize * gt[5]
+    src = None
     gpkg = tmp_path / "regions.gpkg"
     ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(gpkg))
     srs = osr.SpatialReference()
@@ -197,23 +203,25 @@ def test_ask_region_never_writes_over_its_regions_file(provider, tmp_path):
     for name in ("regions", "roads"):
         lyr = ds.CreateLayer(name, srs, ogr.wkbPolygon)
         f = ogr.Feature(lyr.GetLayerDefn())
-        f.SetGeometry(ogr.CreateGeometryFromWkt(
-            f"POLYGON(({e.xMinimum()} {e.yMinimum()},{e.xMaximum()} {e.yMinimum()},{e.xMaximum()} {e.yMaximum()},"
-            f"{e.xMinimum()} {e.yMinimum()}))"))
+        f.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y0}))"))
         lyr.CreateFeature(f)
+        f = lyr = None
     ds = None
-    before = hashlib.sha256(gpkg.read_bytes()).hexdigest()
-    for out in (str(gpkg), str(tmp_path / "other.gpkg")):
-        if out.endswith("other.gpkg"):
-            import shutil
-
-            shutil.copy(gpkg, out)  # an existing GeoPackage with the user's layers in it
-        with pytest.raises(QgsProcessingException, match="(input layer|already holds)"):
-            processing.run("rs_sage:ask_region", {"INPUT": raster, "REGIONS": f"{gpkg}|layername=regions",
-                                                  "QUESTION": "Is there a river?", "GSD": 5, "TILE": 64,
-                                                  "OUTPUT": out})
-    assert hashlib.sha256(gpkg.read_bytes()).hexdigest() == before
-
+    other = tmp_path / "other.gpkg"
+    shutil.copy(gpkg, other)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (gpkg, other)}
+    site = ROOT / ".venv" / "lib" / "python3.11" / "site-packages"
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen",
+           "QGIS_PLUGINPATH": str(PLUGIN_LINKS), "PYTHONPATH": f"{site}", "HF_HUB_OFFLINE": "1"}
+    subprocess.run([qp, "plugins", "enable", "rs_sage"], env=env, capture_output=True, text=True, timeout=120)
+    for out in (gpkg, other):
+        run = subprocess.run([qp, "run", "rs_sage:ask_region", "--", f"INPUT={FIXTURES / 'rgbn_clip.tif'}",
+                              f"REGIONS={gpkg}|layername=regions", "QUESTION=Is there a river?", "GSD=5",
+                              "TILE=64", f"OUTPUT={out}"], env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode != 0 and ("input layer" in run.stdout + run.stderr
+                                        or "already holds" in run.stdout + run.stderr), run.stdout + run.stderr
+        assert "Traceback" not in run.stderr
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (gpkg, other)} == before
 
 def test_find_similar_through_processing_ranks_as_the_cli(provider, tmp_path, capsys):
     """Panel-free path of issue 27: Processing and the CLI give the same ranking for the same examples."""

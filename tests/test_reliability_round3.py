@@ -53,6 +53,7 @@ def test_an_existing_multi_layer_geopackage_is_not_replaced(raster, tmp_path, ca
     f = ogr.Feature(lyr.GetLayerDefn())
     f.SetGeometry(ogr.CreateGeometryFromWkt("LINESTRING (0 0, 1 1)"))
     lyr.CreateFeature(f)
+    f = lyr = None  # features and layers die before their data source (else a double free at exit)
     ds = None
     before = digest(gpkg)
     assert label(raster, gpkg) == 2

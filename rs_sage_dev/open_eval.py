@@ -274,7 +274,8 @@ def report(runs: list[tuple[str, dict]]) -> str:
             lo = r[ds].get("leave_out") or {}
             cells.append(f"{_pct(lo.get('unseen'))} / {_pct(lo.get('seen'))} / {_pct(lo.get('harmonic'))}")
         c = combined(r)
-        zsl = " / ".join(_pct((r[ds].get("leave_out") or {}).get("unseen_among_unseen_names")) for ds in ("aid", "eurosat"))
+        zsl = " / ".join(_pct((r[ds].get("leave_out") or {}).get("unseen_among_unseen_names"))
+                         for ds in ("aid", "eurosat"))
         lines.append(f"| {name} | {_pct(r['aid']['test_accuracy'])} | {_pct(r['eurosat']['test_accuracy'])} | "
                      f"{cells[0]} | {cells[1]} | {_pct(c.get('unseen'))} / {_pct(c.get('seen'))} / "
                      f"{_pct(c.get('harmonic'))} | {zsl} |")

@@ -277,7 +277,8 @@ def ask_region(engine, raster: str, geometry, question: str, gsd: float | None =
         answer, conf, support, shares, text = region_answer(parsed, tiles, results, rural_urban, tile_ha,
                                                             list(label_key))
         best = max(support, key=lambda i: tiles[i].confidence) if support else 0
-        return RegionAnswer(parsed.text, parsed.type, answer, round(conf, 4), text + coverage(region_m2, valid_m2),
+        return RegionAnswer(parsed.text, parsed.type, answer, round(conf, 4),
+                            text.rstrip(".") + coverage(region_m2, valid_m2),
                             tiles, support, results[best].cues, results[best].router, shares, skipped,
                             region_m2, valid_m2)
     answer, conf, support, shares = aggregate(parsed.type, tiles)

@@ -26,6 +26,7 @@ from .errors import RsSageError
 
 EXACT_MAX = 200_000  # flat search stays under 100 ms per query up to here on 2 cores (bench)
 ROCCHIO_NEGATIVE = 0.5
+NPROBE = 256  # IVF lists searched per query (of 4 sqrt(n))
 LAYER = "embeddings"
 
 
@@ -34,7 +35,9 @@ def index_path(gpkg: str | Path) -> Path:
 
 
 def make_index(vectors: np.ndarray, ids: np.ndarray, exact_max: int = EXACT_MAX):
-    """Flat inner product up to ``exact_max`` vectors; IVF (sqrt(n)*4 lists, 32 probed) above."""
+    """Flat inner product up to ``exact_max`` vectors; IVF (4 sqrt(n) lists, NPROBE probed) above.
+    At 1,000,000 vectors 32 probes gave recall@10 0.65 against exact (1.7 ms per query);
+    ``python -m core bench --section similar`` measures the shipped setting."""
     import faiss
 
     d = vectors.shape[1]
@@ -47,7 +50,7 @@ def make_index(vectors: np.ndarray, ids: np.ndarray, exact_max: int = EXACT_MAX)
         rng = np.random.default_rng(0)
         sample = vectors[rng.choice(len(vectors), min(len(vectors), 40 * nlist), replace=False)]
         ivf.train(np.ascontiguousarray(sample, np.float32))
-        ivf.nprobe = 32
+        ivf.nprobe = NPROBE
         index = faiss.IndexIDMap2(ivf)
     index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64))
     return index

@@ -72,7 +72,7 @@ def bench_million(base: np.ndarray, n: int = 1_000_000, queries: int = 100, seed
     recall = float(np.mean([len(set(truth[i]) & set(found[i])) / 10 for i in range(queries)]))
     ivf = faiss.extract_index_ivf(index.index) if n > EXACT_MAX else None
     memory_mb = (n * x.shape[1] * 4 + (ivf.nlist * x.shape[1] * 4 if ivf else 0) + n * 8 * 2) / 1e6
-    return {"vectors": n, "dim": int(x.shape[1]), "index": type(index.index).__name__,
+    return {"vectors": n, "dim": int(x.shape[1]), "index": type(faiss.downcast_index(index.index)).__name__,
             "nlist": int(ivf.nlist) if ivf else None, "nprobe": int(ivf.nprobe) if ivf else None,
             "build_s": round(build_s, 1), "query_ms_median": round(float(np.median(times)), 2),
             "query_ms_p95": round(float(np.percentile(times, 95)), 2), "exact_query_ms_batched": round(exact_ms, 2),

@@ -154,7 +154,7 @@ class Engine:
         self.uncertain_below = float(self.meta.get("uncertain_below", 0.0))
         # "None of these": a tile whose best label's cosine is under this matches none of them.
         # It also enters the softmax as one more logit, so a single label never scores 1.00 by
-        # construction. Chosen on validation (``python -m core eval --open-set``); -1: never.
+        # construction. Chosen on validation (``python -m core open-eval --calibrate``); -1: never.
         self.match_below = float(self.meta.get("match_below", -1.0))
         self.model_dir: Path | None = None
         self.user_kb_dir: Path | None = None
@@ -180,7 +180,10 @@ class Engine:
         ort.disable_telemetry_events()  # belt and braces: ORT_DISABLE_TELEMETRY (core/__init__) stops the client
         if model_dir is not None and not isinstance(model_dir, (str, Path)):
             raise RsSageError(f"model_dir must be a folder path, not {type(model_dir).__name__} {model_dir!r}.")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        import numbers
+
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
+                                    or threads < 1):
             raise RsSageError(f"threads must be a whole number of at least 1, not {threads!r}.")
         model_dir = Path(model_dir or default_model_dir())
         paths = [model_dir / "encoder.onnx", model_dir / "experts.onnx"]
@@ -360,9 +363,11 @@ class Engine:
 
     # ---- public API ------------------------------------------------------------------------
     def classify(self, images, labels: list[str] | None = None, top_k: int = 5) -> list[ClassifyResult]:
+        import numbers
+
         from .scene_check import scene_flags
 
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
             raise RsSageError(f"top_k must be a whole number of at least 1, not {top_k!r}.")
         images = as_batch(images)
         labels = self.check_labels(labels) if labels is not None else self.default_labels

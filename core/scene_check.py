@@ -3,7 +3,7 @@
 A learned scene embedding still lands *somewhere* for such an image (a noise tile scored
 "forest" at 0.71), so the open-set decision does not rest on the embedding alone: three pixel
 statistics, each with a threshold set below every real image of the AID and EuroSAT validation
-splits (``python -m core eval --open-set`` re-measures them and writes ``docs/open_set.json``):
+splits (thresholds measured once on those images; ``rs_sage_dev.open_eval`` flags synthetic ones):
 
 - flat colour: the largest per-band standard deviation is under ``FLAT_STD`` grey levels;
 - noise: neighbouring pixels are nearly uncorrelated (``NOISE_CORR``) while the tile is far from

@@ -1,4 +1,4 @@
-"""``python -m core eval --open-set``: open-vocabulary and "none of these" figures of a model.
+"""``python -m core open-eval``: open-vocabulary and "none of these" figures of a model.
 
 - Accuracy with each data set's plain names: AID test (RSICD split, 30 names) and our EuroSAT
   test split (10 names), with the engine's default views.

@@ -346,6 +346,11 @@ class RsSageDock(QDockWidget):
             pass
         if note:
             text += f" {note}"
+        w_m, h_m = ds.RasterXSize * native, ds.RasterYSize * native
+        smallest = 32 * lo  # the smallest tile at the model's finest scale
+        if w_m * h_m < 0.5 * smallest * smallest:
+            text += (f" This layer ({w_m:.3g} m x {h_m:.3g} m) is smaller than one scene the model can read "
+                     f"(at least {smallest:g} m across).")
         self.scale_note.setText(text)
 
     def update_contrast_note(self) -> None:

@@ -83,6 +83,15 @@ def read_rgb(ds, bands: list[int], xoff: int, yoff: int, xsize: int, ysize: int,
     alg = {"average": gdal.GRIORA_Average, "bilinear": gdal.GRIORA_Bilinear,
            "nearest": gdal.GRIORA_NearestNeighbour}[resample]
     rule = rule or declared_rule(ds, bands)
+    try:
+        return _read_rgb(ds, bands, xoff, yoff, xsize, ysize, out_w, out_h, stretch, alg, rule)
+    except RuntimeError as exc:  # GDAL: a truncated file, a VRT whose source went missing mid-run
+        raise RsSageError(f"GDAL could not read {ds.GetDescription()} at pixel {xoff},{yoff} "
+                          f"({str(exc).strip()[:200]}); the file is damaged or a source is missing. "
+                          "Nothing was written under the output names.") from exc
+
+
+def _read_rgb(ds, bands, xoff, yoff, xsize, ysize, out_w, out_h, stretch, alg, rule):
     arrays = []
     for b in bands:
         a = ds.GetRasterBand(b).ReadAsArray(xoff, yoff, xsize, ysize, buf_xsize=out_w, buf_ysize=out_h,

@@ -192,7 +192,13 @@ def valid_stretch(ds, bands: list[int], user: UserNoData | None = None, low_pct:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    sample = read_sample(ds, bands)
+    try:
+        sample = read_sample(ds, bands)
+    except RuntimeError as exc:  # GDAL: a truncated file, a VRT whose source is missing
+        from .errors import RsSageError
+
+        raise RsSageError(f"GDAL could not read {ds.GetDescription()} ({str(exc).strip()[:200]}); the file "
+                          "is damaged or a source is missing.") from exc
     rule = pixel_rule(ds, bands, user, sample)
     ok = rule.valid(sample.arrays, sample.mask)
     lows, highs = [], []

@@ -23,16 +23,25 @@ def load_checkpoint(path: str | Path, input_size: int | None = None):
     weights at another input (the engine's, when it differs from training's; ``fixres``)."""
     import torch
 
+    from core.errors import RsSageError
+
     from .model import ModelConfig, RsSageModel
 
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    if input_size is not None and input_size != ck["config"]["input_size"]:
-        from .fixres import resized_checkpoint
+    if not Path(path).is_file():
+        raise RsSageError(f"Checkpoint not found: {path}")
+    try:  # weights_only: a hostile pickle is refused by torch, never executed
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        if input_size is not None and input_size != ck["config"]["input_size"]:
+            from .fixres import resized_checkpoint
 
-        ck = resized_checkpoint(ck, input_size)
-    cfg = ModelConfig.from_dict(ck["config"])
-    model = RsSageModel(cfg, pretrained=False)
-    model.load_state_dict(ck["model"])
+            ck = resized_checkpoint(ck, input_size)
+        cfg = ModelConfig.from_dict(ck["config"])
+        model = RsSageModel(cfg, pretrained=False)
+        model.load_state_dict(ck["model"])
+    except RsSageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any damage or foreign file: one line, no traceback
+        raise RsSageError(f"{path} is not an RS-SAGE checkpoint ({type(exc).__name__}: {str(exc)[:200]}).") from exc
     return model.eval(), ck
 
 

@@ -291,3 +291,31 @@ def test_huge_float_values_and_complex_rasters_are_refused(tmp_path):
         ds = None
         with pytest.raises(RsSageError, match="float32 range|complex"):
             label_raster(LabelParams(str(tmp_path / name), None, gsd=5, tile=32))
+
+
+def test_gdal_read_errors_are_one_line_and_leave_nothing(tmp_path, capsys):
+    """A truncated GeoTIFF and a VRT whose source is missing: one line, exit 2, no output."""
+    import shutil
+    import subprocess
+
+    full = tmp_path / "full.tif"
+    shutil.copy(FIXTURES / "rgbn_clip.tif", full)
+    (tmp_path / "trunc.tif").write_bytes(full.read_bytes()[:60000])
+    src = tmp_path / "gone.tif"
+    shutil.copy(full, src)
+    subprocess.run(["gdalbuildvrt", "-q", str(tmp_path / "v.vrt"), str(src)], check=True)
+    src.unlink()
+    for raster in ("trunc.tif", "v.vrt"):
+        out = tmp_path / f"o_{raster}.gpkg"
+        assert label(tmp_path / raster, out) == 2
+        err = capsys.readouterr().err
+        assert "GDAL could not read" in err and "Traceback" not in err
+        assert not out.exists() and not list(tmp_path.glob(f".o_{raster}*"))
+
+
+def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x80\x04not a checkpoint")
+    assert main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "not an RS-SAGE checkpoint" in err and "Traceback" not in err

@@ -153,7 +153,11 @@ class KnowledgeBase:
         if len(entries) != len(embeddings):
             raise KnowledgeBaseError(f"{kb_dir}: {len(entries)} entries but {len(embeddings)} vectors")
         if user_dir is not False:
-            user = UserKnowledge(Path(user_dir) if user_dir else user_kb_dir())
+            folder = Path(user_dir) if user_dir else user_kb_dir()
+            if folder.exists() and not folder.is_dir():
+                raise KnowledgeBaseError(f"The user knowledge folder {folder} is a file; give the folder that "
+                                         "holds (or will hold) your entries.")
+            user = UserKnowledge(folder)
             u_entries, u_emb = user.load()
             if u_entries:
                 entries = entries + u_entries

@@ -319,3 +319,12 @@ def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "not an RS-SAGE checkpoint" in err and "Traceback" not in err
+
+
+def test_api_user_kb_that_is_a_file_is_refused_not_ignored(tmp_path):
+    from core.engine import Engine
+
+    f = tmp_path / "kb.tif"
+    f.write_bytes(b"II*\x00")
+    with pytest.raises(RsSageError, match="is a file"):
+        Engine.load(user_kb=str(f))

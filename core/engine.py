@@ -92,6 +92,12 @@ def _metadata(session) -> dict:
     return out
 
 
+def _unit_view_mean(emb: np.ndarray) -> np.ndarray:
+    """[B, V, d] per-view scene embeddings -> [B, d] their mean, unit length (Engine.embed's vectors)."""
+    m = emb.mean(1)
+    return (m / (np.linalg.norm(m, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
@@ -385,8 +391,7 @@ class Engine:
 
     def embed_encoded(self, tokens, queries) -> np.ndarray:
         u = np.repeat(self._default_question()[None], len(tokens), 0)
-        emb = self._run_experts(tokens, queries, u)[0].mean(1)
-        return (emb / (np.linalg.norm(emb, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
+        return _unit_view_mean(self._run_experts(tokens, queries, u)[0])
 
     def classify_encoded(self, tokens, queries, labels, top_k=5, not_scene: list[str] | None = None
                          ) -> list[ClassifyResult]:
@@ -398,8 +403,7 @@ class Engine:
         probs = _softmax(self.logit_scale * np.concatenate([cos, none], -1)).mean(1)[:, :-1]
         match = cos.mean(1)
         router = router.mean(1)
-        vec = emb.mean(1)
-        vec = (vec / (np.linalg.norm(vec, axis=-1, keepdims=True) + 1e-12)).astype(np.float32)
+        vec = _unit_view_mean(emb)
         out = []
         for i, p in enumerate(probs):
             order = np.argsort(-p)[: max(1, min(top_k, len(labels)))]

@@ -15,7 +15,6 @@ replaced (one atomic rename) to point at it.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RsSageError
+from .model_files import file_digest
 from .paths import HOME_ENV, MANIFEST, installed_root, models_home  # noqa: F401 (re-exported)
 
 PACK_NAME = "rs_sage-models"
@@ -69,14 +69,6 @@ class PackInfo:
             raise PackError(f"{p} is missing or damaged ({exc}); reinstall the plugin.") from exc
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def pack_url(info: PackInfo, override: str | None = None) -> str:
     """The download URL: an explicit override, else RS_SAGE_MODELS_URL, else the default.
     ``{version}`` and ``{file}`` are filled in; a URL ending in '/' gets the file name appended."""
@@ -98,7 +90,7 @@ def build_pack(models: Path, text_encoder: Path, out_dir: Path, version: str) ->
             elif name not in ("encoder.int8.onnx", "experts.int8.onnx"):
                 raise PackError(f"{folder / name} is missing; export the model first.")
     manifest = {"name": PACK_NAME, "version": version,
-                "files": {k: {"sha256": sha256_file(p), "size": p.stat().st_size} for k, p in sorted(files.items())}}
+                "files": {k: {"sha256": file_digest(p), "size": p.stat().st_size} for k, p in sorted(files.items())}}
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{PACK_NAME}-{version}.zip"
     tmp = out.with_suffix(".zip.tmp")
@@ -110,7 +102,7 @@ def build_pack(models: Path, text_encoder: Path, out_dir: Path, version: str) ->
             zi.external_attr = 0o644 << 16
             zf.writestr(zi, data if data is not None else files[arc].read_bytes())
     tmp.replace(out)
-    return PackInfo(version, out.name, sha256_file(out), out.stat().st_size)
+    return PackInfo(version, out.name, file_digest(out), out.stat().st_size)
 
 
 # ---- where packs live: core.paths (models_home, installed_root), re-exported here ------------------
@@ -125,7 +117,7 @@ def verify_folder(root: Path, manifest: dict | None = None) -> dict:
         p = root / rel
         if not p.is_file():
             raise PackError(f"{p} is missing from the installed model pack; install it again.")
-        if p.stat().st_size != want["size"] or sha256_file(p) != want["sha256"]:
+        if p.stat().st_size != want["size"] or file_digest(p) != want["sha256"]:
             raise PackError(f"{p} does not match the pack's manifest (damaged or modified); install it again.")
     return manifest
 
@@ -137,7 +129,7 @@ def install_file(pack: Path, info: PackInfo | None = None, home: Path | None = N
     home = Path(home or models_home())
     if not pack.is_file():
         raise PackError(f"{pack} does not exist.")
-    if info is not None and sha256_file(pack) != info.sha256:
+    if info is not None and file_digest(pack) != info.sha256:
         raise PackError(f"{pack.name} does not have the expected sha256 ({info.sha256[:12]}...): damaged, "
                         "incomplete or another version. Nothing was installed.")
     try:
@@ -231,7 +223,7 @@ def download(url: str, dest: Path, sha256: str | None = None,
                         progress(done, total)
             if total and done < total:
                 raise PackError(f"The download broke off after {done:,} of {total:,} bytes; try again to resume it.")
-    if sha256 and sha256_file(part) != sha256:
+    if sha256 and file_digest(part) != sha256:
         part.unlink(missing_ok=True)
         raise PackError(f"The downloaded file from {url} does not have the expected sha256; it was deleted and "
                         "nothing was installed (a damaged mirror or another version).")

@@ -21,6 +21,7 @@ from .errors import RsSageError
 from .labeller import Cancelled, LabelParams, plan_for_engine
 from .question_parse import parse_question
 from .raster import Stretch, default_rgb_bands, read_valid_tile
+from .units import format_area
 from .valid_pixels import UserNoData, valid_stretch
 from .vocab import COUNT_BINS, count_bin
 
@@ -86,13 +87,7 @@ def weighted_shares(tiles: list[TileAnswer], key) -> dict[str, float]:
     return {k: round(v / total, 4) for k, v in sums.most_common()}
 
 
-def area_text(m2: float) -> str:
-    """'12.3 ha', '950 m²', '102.4 km²'."""
-    if m2 >= 1e6:
-        return f"{m2 / 1e6:,.1f} km²"
-    if m2 >= 500:
-        return f"{m2 / 1e4:,.1f} ha"
-    return f"{m2:,.0f} m²"
+
 
 
 RURAL_URBAN_Q = "Is this a rural or an urban area?"
@@ -115,7 +110,7 @@ def region_answer(parsed, tiles: list[TileAnswer], results, rural_urban, tile_ha
 
     def area(m2: float) -> str:
         """', about 12.3 ha' (empty when the tiles' ground size is unknown, e.g. a plain image)."""
-        return f", about {area_text(m2)}" if tile_ha != 0 or any(t.weight != 1.0 for t in tiles) else ""
+        return f", about {format_area(m2)}" if tile_ha != 0 or any(t.weight != 1.0 for t in tiles) else ""
 
     top3 = list(shares.items())[:3]
     if parsed.type == "share":
@@ -295,7 +290,7 @@ def coverage(region_m2: float, valid_m2: float) -> str:
     """'. Region 102.4 km², 98 % of it answered from valid imagery.'"""
     if region_m2 <= 0:
         return ""
-    return f". Region {area_text(region_m2)}, {min(100.0, 100 * valid_m2 / region_m2):.0f} % of it answered " \
+    return f". Region {format_area(region_m2)}, {min(100.0, 100 * valid_m2 / region_m2):.0f} % of it answered " \
            "from valid imagery"
 
 

@@ -102,7 +102,7 @@ def test_shares_weight_each_tile_by_its_area_inside_the_region():
                                                      tiles, [], [], 1.0, ["water", "farmland"])
     assert answer == "48 %" and support == [0]
     assert shares == {"farmland": 0.5238, "water": 0.4762}
-    assert "about 1.0 ha" in text
+    assert "about 1.00 ha" in text  # core.units.format_area, as the panel's region size
 
 
 def test_a_region_answer_never_reports_more_area_than_the_region(engine):

@@ -144,3 +144,13 @@ def shared_data() -> Path:
     if not (root / "aid" / "aid_rsicd_captions.jsonl.gz").is_file():
         pytest.skip(f"shared data set not found at {root} (set RS_SAGE_DATA)")
     return root
+
+
+@pytest.fixture
+def raster(tmp_path):
+    """A copy of the 5 m clip the test may point outputs at (never the committed fixture)."""
+    import shutil
+
+    path = tmp_path / "in.tif"
+    shutil.copy(FIXTURES / "rgbn_clip.tif", path)
+    return path

@@ -7,6 +7,13 @@ import numpy as np
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def digest(path) -> str:
+    """sha256 of a file: inputs and user files must come out byte for byte."""
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
 def fixture_tiles(name: str = "rgbn_clip.tif", size: int = 128, bands=None) -> list[np.ndarray]:
     from core.raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
 

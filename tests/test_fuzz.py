@@ -3,11 +3,11 @@ import. Every case ends in a result or a clear RsSageError: no other exception, 
 output under a target name after a failure, inputs unchanged. ``FUZZ_CASES=1000 make test
 PYTEST_ARGS=tests/test_fuzz.py`` runs a long campaign; ``make test`` runs a quick one."""
 
-import hashlib
 import os
 
 import numpy as np
 import pytest
+from helpers import digest
 
 from core.errors import RsSageError
 
@@ -50,10 +50,6 @@ def random_raster(path, rng):
         if rng.random() < 0.3:
             ds.GetRasterBand(b).SetNoDataValue(float("nan") if dtype == "Float32" else 0)
     ds = None
-
-
-def digest(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 @pytest.mark.parametrize("seed", range(CASES))

@@ -1,26 +1,14 @@
 """Outputs never destroy inputs or each other; nonsense parameters are refused by name."""
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES
+from helpers import FIXTURES, digest
 
 from core.cli import main
 from core.labeller import LabelParams, clean_stale_partials, label_raster
-
-
-def digest(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-@pytest.fixture
-def raster(tmp_path):
-    path = tmp_path / "in.tif"
-    shutil.copy(FIXTURES / "rgbn_clip.tif", path)
-    return path
 
 
 def run(raster, out, *extra):

@@ -3,27 +3,15 @@ on the code before the fix (the cases are the sweep's own)."""
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import shutil
 
 import numpy as np
 import pytest
-from helpers import FIXTURES
+from helpers import FIXTURES, digest
 
 from core.cli import main
 from core.errors import RsSageError
-
-
-def digest(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-@pytest.fixture
-def raster(tmp_path):
-    path = tmp_path / "in.tif"
-    shutil.copy(FIXTURES / "rgbn_clip.tif", path)
-    return path
 
 
 def label(raster, out, *extra):
@@ -295,7 +283,6 @@ def test_huge_float_values_and_complex_rasters_are_refused(tmp_path):
 
 def test_gdal_read_errors_are_one_line_and_leave_nothing(tmp_path, capsys):
     """A truncated GeoTIFF and a VRT whose source is missing: one line, exit 2, no output."""
-    import shutil
     import subprocess
 
     full = tmp_path / "full.tif"

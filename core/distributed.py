@@ -8,8 +8,8 @@ path, as results arrive, with a bounded number of tasks in flight, so its memory
 A worker that dies has its tasks redone by Dask (``retries``); a cancelled or failed run leaves
 nothing under the target names (the writer's atomic files).
 
-Workers need this package importable (the plugin folder or a source checkout on PYTHONPATH)
-and, for identical answers, the same model files; see ``docs/scale-out.md``.
+Workers need nothing of RS-SAGE: the client ships the runtime code and the model pack to them
+(``dask_ship``, ``worker_boot``), so their answers are the client's; see ``docs/scale-out.md``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import RsSageError
 
@@ -74,14 +75,35 @@ class WorkerSpec:
     experts_precision: str = "float32"  # and its experts
 
 
+def spec_to_wire(spec: WorkerSpec) -> dict:
+    """Plain data (no RS-SAGE class), so the scheduler unpickles it without this package."""
+    from dataclasses import asdict
+
+    return asdict(spec)
+
+
+def spec_from_wire(data: dict) -> WorkerSpec:
+    from .valid_pixels import PixelRule
+
+    rule = data["rule"]
+    rule = PixelRule(**{k: _tuples(v) for k, v in rule.items()}) if isinstance(rule, dict) else rule
+    return WorkerSpec(**{**data, "rule": rule})
+
+
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
 def _worker_engine(spec: WorkerSpec):
     """One engine per worker process, loaded at its first task and kept."""
     from .engine import Engine
+    from .paths import RESOURCES
 
-    key = (spec.model_dir, spec.user_kb, spec.views, spec.threads, spec.precision, spec.experts_precision)
+    key = (spec.model_dir, spec.user_kb, spec.views, spec.threads, spec.precision, spec.experts_precision,
+           os.environ.get("RS_SAGE_MODELS_HOME"))
     with _worker_lock:
         if _worker_state.get("engine_key") != key:
-            user_kb = spec.user_kb if spec.user_kb and os.path.isdir(spec.user_kb) else False
+            user_kb = RESOURCES / "user_kb" if spec.user_kb == SHIPPED_USER_KB else False
             _worker_state["engine"] = Engine.load(spec.model_dir, user_kb=user_kb, views=spec.views,
                                                   threads=spec.threads, precision=spec.precision,
                                                   experts_precision=spec.experts_precision)
@@ -100,15 +122,21 @@ def _worker_raster(path: str):
         return _worker_state["raster"]
 
 
-def label_windows(spec: WorkerSpec, windows: list[tuple[int, int, int, int, int]], batch: int = 32) -> dict:
-    """Dask task: label these windows; returns the tiles' attributes and how many were nodata."""
+def label_windows(spec: dict, windows: list[tuple[int, int, int, int, int]], batch: int = 32) -> dict:
+    """Dask task (through ``worker_boot.run``): label these windows; returns the tiles' attributes
+    and how many were nodata, as plain data."""
     import numpy as np
 
+    from .errors import RsSageError
     from .raster import Stretch, read_valid_tile
     from .tile_schema import tile_attributes
 
+    spec = spec_from_wire(spec)
     engine = _worker_engine(spec)
-    ds = _worker_raster(spec.raster)
+    try:
+        ds = _worker_raster(spec.raster)
+    except RsSageError as exc:  # said on the client in one line (run_on_dask)
+        raise RuntimeError(f"{UNREADABLE_ON_WORKER} {exc}") from None
     stretch = Stretch(np.array(spec.stretch_low, np.float32), np.array(spec.stretch_high, np.float32))
     tiles, metas, skipped = [], [], 0
     for w in windows:
@@ -125,6 +153,10 @@ def label_windows(spec: WorkerSpec, windows: list[tuple[int, int, int, int, int]
             out.append((x, y, size, tile_attributes(row, col, res), getattr(res, "embedding", None)))
     return {"tiles": out, "skipped_nodata": skipped, "pid": os.getpid(),
             "engine_loads": _worker_state.get("engine_loads", 0)}
+
+
+SHIPPED_USER_KB = "@shipped"  # the user's knowledge entries travel in the runtime bundle
+UNREADABLE_ON_WORKER = "A worker cannot read the raster:"
 
 
 def parse_scheduler(address: str) -> tuple[str, int | None]:
@@ -159,8 +191,31 @@ def local_cluster(n_workers: int):
 
 
 @contextmanager
+def _quiet_client_logs():
+    """A scheduler that goes away makes Dask's client log reconnect tracebacks; the run says it in
+    one line instead (``run_on_dask``)."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("distributed.client", "distributed.core", "distributed.comm",
+                                              "distributed.batched")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+@contextmanager
 def dask_client(address: str):
     """A distributed Client: a LocalCluster of single-threaded worker processes, or a remote scheduler."""
+    with _quiet_client_logs():
+        yield from _dask_client(address)
+
+
+def _dask_client(address: str):
     try:
         from distributed import Client
     except ImportError as exc:
@@ -213,17 +268,25 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
     """The labeller's Dask runner: same windows, same rule and stretch, results written as they come."""
     from distributed import as_completed
 
+    from .dask_ship import ship
+    from .paths import text_encoder_dir
+
     params = job.params
+    user_kb = getattr(engine, "user_kb_dir", None)
+    user_kb = Path(user_kb) if user_kb and Path(user_kb).is_dir() and any(Path(user_kb).iterdir()) else None
     spec = WorkerSpec(
         raster=os.path.abspath(params.raster) if "://" not in params.raster and not params.raster.startswith("/vsi")
         else params.raster, bands=tuple(job.bands), stretch_low=tuple(float(v) for v in job.stretch.low),
         stretch_high=tuple(float(v) for v in job.stretch.high), rule=job.rule, tile=params.tile,
         min_valid=params.min_valid, labels=tuple(job.labels), views=engine.views,
-        model_dir=str(engine.model_dir) if getattr(engine, "model_dir", None) else None,
-        user_kb=str(engine.user_kb_dir) if getattr(engine, "user_kb_dir", None) else None,
+        model_dir=None,  # the shipped model pack, which is this engine's model folder
+        user_kb=SHIPPED_USER_KB if user_kb else None,
         precision=getattr(engine, "precision", "float32"),
         experts_precision=getattr(engine, "experts_precision", "float32"))
+    wire = spec_to_wire(spec)
     with (dask_client(params.scheduler) if client is None else nullcontext(client)) as c:
+        shipment = ship(c, Path(engine.model_dir), text_encoder_dir(), user_kb, local=_is_local(c, params.scheduler))
+        task = shipment.task()
         n_workers = max(1, len(c.scheduler_info().get("workers", {})))
         limit = IN_FLIGHT_PER_WORKER * n_workers
         chunks = _chunks(job.windows(skipped), TILES_PER_TASK)
@@ -237,7 +300,8 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
             chunk = next(chunks, None)
             if chunk is None:
                 return False
-            fut = c.submit(label_windows, spec, chunk, params.batch, retries=3, pure=False,
+            fut = c.submit(task, shipment.runtime.sha, shipment.pack.sha, "label_windows", wire, chunk, params.batch,
+                           retries=3, pure=False,
                            key=f"rs_sage-{os.getpid()}-{id(job)}-{index}")
             index += 1
             in_flight += 1
@@ -269,11 +333,22 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
                     fut.cancel()
                 except Exception:  # noqa: BLE001 - the scheduler may be gone already
                     pass
+            if UNREADABLE_ON_WORKER in str(exc):
+                raise RsSageError(f"{str(exc).strip()} Workers open the raster themselves: give a path every "
+                                  "worker can read (a shared file system) or a GDAL virtual path "
+                                  "(/vsicurl/, /vsis3/).") from None
             if _cluster_lost(exc):
                 raise RsSageError(f"The Dask cluster at {params.scheduler or 'the given client'} went away mid-run "
                                   f"({type(exc).__name__}); nothing was written under the target names.") from exc
             raise
     return done
+
+
+def _is_local(client, scheduler: str | None) -> bool:
+    """Workers on this machine (a local:N cluster): they copy the model files from disk."""
+    if scheduler:
+        return parse_scheduler(scheduler)[0] == "local"
+    return type(getattr(client, "cluster", None)).__name__ == "LocalCluster"
 
 
 def _cluster_lost(exc: BaseException) -> bool:

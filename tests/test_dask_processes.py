@@ -1,0 +1,197 @@
+"""A real Dask cluster: ``dask scheduler`` and two ``dask worker`` processes started on 127.0.0.1
+from another folder, with no PYTHONPATH, so RS-SAGE is not importable there. The client ships the
+runtime and the model pack; the output must be what one process writes, also when a worker is
+SIGKILLed mid-run; a scheduler killed mid-run ends the run in one line with nothing written.
+Every process is ended by the fixtures; each wait is bounded."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import FIXTURES
+
+from core.labeller import LabelParams, label_raster
+
+distributed = pytest.importorskip("distributed")
+
+ROOT = Path(__file__).resolve().parents[1]
+RASTER = str(FIXTURES / "rgbn_clip.tif")  # 256 x 256 px; 64 px tiles at stride 16: 169 tiles
+LABELS = ["water", "forest", "farmland", "houses", "road"]
+
+
+def _params(tmp, name, **kw):
+    return LabelParams(RASTER, str(tmp / f"{name}.gpkg"), out_tif=str(tmp / f"{name}.tif"), gsd=5, tile=64,
+                       stride=16, labels=LABELS, **kw)
+
+
+def _tiles(path):
+    from osgeo import ogr
+
+    ds = ogr.Open(path)
+    out = {(f.GetField("tile_row"), f.GetField("tile_col")): (f.GetField("label"), round(f.GetField("score"), 4),
+                                                              f.GetField("uncertain"), f.GetField("top3"))
+           for f in ds.GetLayer(0)}
+    ds = None
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bare_env(cache: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RS_SAGE_MODELS_HOME")}
+    env["RS_SAGE_WORKER_CACHE"] = str(cache)
+    return env
+
+
+class Cluster:
+    """Scheduler and workers as processes of their own; ``stop`` ends every one of them."""
+
+    def __init__(self, tmp: Path, workers: int = 2):
+        self.tmp, self.port = tmp, _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.cache = tmp / "worker-cache"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.start("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+                                 "--dashboard-address", ":0"])
+        for i in range(workers):
+            self.start(f"worker{i}", ["distributed.cli.dask_worker", self.address, "--nthreads", "1",
+                                      "--nworkers", "1", "--dashboard-address", ":0", "--no-dashboard"])
+        self.wait_for_workers(workers)
+
+    def start(self, name, args):
+        log = open(self.tmp / f"{name}.log", "w")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=self.tmp, env=_bare_env(self.cache),
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_for_workers(self, n, timeout=60):
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as c:
+            c.wait_for_workers(n, timeout=timeout)
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+        for p in self.procs.values():
+            p.wait(timeout=30)
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from core.engine import Engine
+
+    return Engine.load(user_kb=False)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, engine):
+    tmp = tmp_path_factory.mktemp("single")
+    label_raster(_params(tmp, "one"), engine)
+    return _tiles(str(tmp / "one.gpkg"))
+
+
+def test_workers_do_not_have_rs_sage_on_their_path(cluster):
+    from distributed import Client
+
+    def importable():
+        import importlib.util
+
+        return importlib.util.find_spec("core") is not None, os.getcwd()
+
+    with Client(cluster.address) as c:
+        found = c.run(importable)
+    assert len(found) == 2
+    assert all(not has and cwd == str(cluster.tmp) for has, cwd in found.values())
+
+
+def test_real_cluster_writes_what_one_process_writes_and_caches_the_pack(tmp_path, cluster, engine, single):
+    from distributed import Client
+
+    res = label_raster(_params(tmp_path, "dask", scheduler=cluster.address), engine)
+    assert res.labelled == len(single)
+    assert _tiles(str(tmp_path / "dask.gpkg")) == single
+    packs = list((cluster.cache / "packs").iterdir())
+    assert len(packs) == 1 and (packs[0] / "models" / "encoder.onnx").is_file()
+    # A second run finds the pack on the scheduler and the workers: nothing is sent again.
+    from core.dask_ship import ship
+    from core.paths import text_encoder_dir
+
+    with Client(cluster.address) as c:
+        again = ship(c, Path(engine.model_dir), text_encoder_dir())
+    assert not again.sent_pack and again.pack.sha == packs[0].name
+
+
+def test_worker_killed_mid_run_finishes_identical(tmp_path, cluster, engine, single):
+    from distributed import Client
+
+    with Client(cluster.address) as c:
+        pids = sorted(c.run(os.getpid).values())
+        killed = []
+
+        def progress(pct):
+            if pct > 0 and not killed:
+                os.kill(pids[0], signal.SIGKILL)  # the worker process; its nanny starts a new one
+                killed.append(pct)
+
+        res = label_raster(_params(tmp_path, "killed"), engine, progress=progress, dask_client=c)
+    assert killed and killed[0] < 100
+    assert res.labelled == len(single)
+    assert _tiles(str(tmp_path / "killed.gpkg")) == single
+
+
+def _cli(tmp_path, address, *extra):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.Popen([sys.executable, "-m", "core", "label", RASTER, "--out", str(tmp_path / "cli.gpkg"),
+                             "--tif", str(tmp_path / "cli.tif"), "--gsd", "5", "--tile", "64", "--stride", "8",
+                             "--dask", address, *extra, "--labels", *LABELS],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_scheduler_killed_mid_run_is_one_line_and_leaves_nothing(tmp_path, cluster):
+    (tmp_path / "cli.gpkg").write_bytes(b"the user's earlier file")
+    proc = _cli(tmp_path, cluster.address)
+    lines = []
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if not line or ("%" in line and float(line.split("%")[0]) > 0):
+            break
+    assert "%" in lines[-1], "".join(lines)  # tiles have come back: the run is under way
+    os.killpg(cluster.procs["scheduler"].pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    errors = [ln for ln in err.splitlines() if ln.startswith("error")]
+    assert proc.returncode != 0
+    assert len(errors) == 1 and "went away" in errors[0], err
+    assert "Traceback" not in err
+    assert (tmp_path / "cli.gpkg").read_bytes() == b"the user's earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("cli", ".cli"))) == ["cli.gpkg"]
+
+
+def test_no_scheduler_is_one_line_before_the_model_loads(tmp_path):
+    proc = _cli(tmp_path, f"tcp://127.0.0.1:{_free_port()}")
+    t0 = time.time()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert [ln for ln in err.splitlines() if ln.strip()] == [ln for ln in err.splitlines() if "No Dask scheduler" in ln]
+    assert time.time() - t0 < 30  # generous: the check itself gives up after 3 s, before any model loads
+    assert not (tmp_path / "cli.gpkg").exists()
+    assert json.dumps(out) == '""'

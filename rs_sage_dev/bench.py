@@ -148,12 +148,15 @@ def run_bench(args: argparse.Namespace) -> int:
                           f"-> onnxruntime streaming is {te['onnx_speedup']}x faster ({te['weights']})")
         if "dask" in res:
             d = res["dask"]
-            for key in ("single_process", "single_process_1_thread", "dask_1_workers", "dask_2_workers"):
+            for key in ("single_process", "single_process_1_thread", "dask_1_workers", "dask_2_workers",
+                        "tcp_1_workers", "tcp_2_workers"):
                 r = d[key]
                 print(f"dask section, {key.replace('_', ' ')}: {r['tiles']} tiles in {r['seconds']} s = "
                       f"{r['tiles_per_s']} tiles/s")
             print(f"  -> 2 workers / 1 worker: {d['two_vs_one_worker']}x; 2 workers / single process: "
-                  f"{d['two_workers_vs_single_process']}x ({d['raster_px']}^2 px raster, {d['cpus']} CPUs)")
+                  f"{d['two_workers_vs_single_process']}x ({d['raster_px']}^2 px raster, {d['cpus']} CPUs); "
+                  f"tcp:// 2 workers / 1 worker: {d['tcp_two_vs_one_worker']}x; first tcp:// run with shipping: "
+                  f"{d['tcp_1_workers']['first_run_with_shipping_s']} s")
         if "cold_start" in res:
             c = res["cold_start"]
             for text in ("onnx", "torch"):
@@ -260,16 +263,22 @@ def bench_cold(size: int = 2048, repeats: int = 5) -> dict:
 
 
 def bench_dask(size: int = 8192, tile: int = 224) -> dict:
-    """Tiles/s of the labeller in this process (onnxruntime on all cores) and on Dask LocalClusters
-    of 1 and 2 single-threaded worker processes, on the same raster in one run. Cluster start-up
-    and the workers' engine load are done by a warm-up run first and not counted."""
+    """Tiles/s of the labeller in this process (onnxruntime on all cores), on Dask LocalClusters
+    and on clusters of real ``dask scheduler`` / ``dask worker`` processes (no RS-SAGE on their
+    path: the runtime and model pack are shipped) of 1 and 2 single-threaded workers, on the same
+    raster in one run. Start-up, shipping and the workers' engine load are done by a warm-up run
+    first and not counted in tiles/s; the shipping run's seconds are reported on their own."""
     import tempfile
+    import time
+    from pathlib import Path
 
     from distributed import Client
 
     from core.distributed import local_cluster
     from core.engine import Engine
     from core.labeller import LabelParams, label_raster
+
+    from .process_cluster import ProcessCluster
 
     out: dict = {"raster_px": size, "tile_px": tile, "gsd_m": 2.0, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -282,17 +291,30 @@ def bench_dask(size: int = 8192, tile: int = 224) -> dict:
             res = label_raster(p, eng, dask_client=client)
             return {"tiles": res.labelled, "seconds": round(res.seconds, 2), "tiles_per_s": round(res.tiles_per_s, 1)}
 
+        def warm_up(name, client) -> float:
+            t0 = time.perf_counter()
+            label_raster(LabelParams(warm, f"{tmp}/{name}.gpkg", gsd=2.0, tile=tile), engine, dask_client=client)
+            return round(time.perf_counter() - t0, 2)
+
         label_raster(LabelParams(warm, f"{tmp}/w.gpkg", gsd=2.0, tile=tile), engine)
         out["single_process"] = run("single")
         out["single_process_1_thread"] = run("single1", eng=Engine.load(user_kb=False, threads=1))
         for n in (1, 2):
             with local_cluster(n) as cluster, Client(cluster) as client:
-                label_raster(LabelParams(warm, f"{tmp}/w{n}.gpkg", gsd=2.0, tile=tile), engine, dask_client=client)
+                warm_up(f"w{n}", client)
                 out[f"dask_{n}_workers"] = run(f"dask{n}", client)
+        for n in (1, 2):
+            folder = Path(tmp) / f"cluster{n}"
+            folder.mkdir()
+            with ProcessCluster(folder, n) as cluster, Client(cluster.address) as client:
+                first = warm_up(f"t{n}", client)  # ships runtime and model pack (cache is empty)
+                out[f"tcp_{n}_workers"] = {**run(f"tcp{n}", client), "first_run_with_shipping_s": first}
     one = out["dask_1_workers"]["tiles_per_s"]
     out["two_vs_one_worker"] = round(out["dask_2_workers"]["tiles_per_s"] / one, 2) if one else None
     out["two_workers_vs_single_process"] = round(
         out["dask_2_workers"]["tiles_per_s"] / out["single_process"]["tiles_per_s"], 2)
+    tcp_one = out["tcp_1_workers"]["tiles_per_s"]
+    out["tcp_two_vs_one_worker"] = round(out["tcp_2_workers"]["tiles_per_s"] / tcp_one, 2) if tcp_one else None
     return out
 
 

@@ -7,7 +7,6 @@ Every process is ended by the fixtures; each wait is bounded."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from helpers import FIXTURES
 
 from core.labeller import LabelParams, label_raster
+from rs_sage_dev.process_cluster import ProcessCluster, free_port
 
 distributed = pytest.importorskip("distributed")
 
@@ -41,55 +41,9 @@ def _tiles(path):
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _bare_env(cache: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RS_SAGE_MODELS_HOME")}
-    env["RS_SAGE_WORKER_CACHE"] = str(cache)
-    return env
-
-
-class Cluster:
-    """Scheduler and workers as processes of their own; ``stop`` ends every one of them."""
-
-    def __init__(self, tmp: Path, workers: int = 2):
-        self.tmp, self.port = tmp, _free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        self.cache = tmp / "worker-cache"
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.start("scheduler", ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                 "--dashboard-address", ":0"])
-        for i in range(workers):
-            self.start(f"worker{i}", ["distributed.cli.dask_worker", self.address, "--nthreads", "1",
-                                      "--nworkers", "1", "--dashboard-address", ":0", "--no-dashboard"])
-        self.wait_for_workers(workers)
-
-    def start(self, name, args):
-        log = open(self.tmp / f"{name}.log", "w")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=self.tmp, env=_bare_env(self.cache),
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_for_workers(self, n, timeout=60):
-        from distributed import Client
-
-        with Client(self.address, timeout=30) as c:
-            c.wait_for_workers(n, timeout=timeout)
-
-    def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-        for p in self.procs.values():
-            p.wait(timeout=30)
-
-
 @pytest.fixture()
 def cluster(tmp_path):
-    c = Cluster(tmp_path)
+    c = ProcessCluster(tmp_path)
     yield c
     c.stop()
 
@@ -187,7 +141,7 @@ def test_scheduler_killed_mid_run_is_one_line_and_leaves_nothing(tmp_path, clust
 
 
 def test_no_scheduler_is_one_line_before_the_model_loads(tmp_path):
-    proc = _cli(tmp_path, f"tcp://127.0.0.1:{_free_port()}")
+    proc = _cli(tmp_path, f"tcp://127.0.0.1:{free_port()}")
     t0 = time.time()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0

@@ -13,7 +13,7 @@ QGIS_ENV := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 PROJ_DATA=/usr/share/proj
 	QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE):/usr/share/qgis/python/plugins
 DISPLAY_NUM ?= :99
 
-.PHONY: help setup test lint demo run screenshot screenshot-landsat screenshot-questions package repo eval bench kb train export clean
+.PHONY: help setup test lint demo run screenshot screenshot-landsat screenshot-questions desktop-install package repo eval bench kb train export clean
 
 help:
 	@echo "make setup     install apt packages and the pinned .venv (idempotent)"
@@ -68,6 +68,13 @@ screenshot: setup
 	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
 	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_panel.py SHOT_WAIT=120 \
 		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+
+# A new user's first install in desktop QGIS (clean profile, another python3 first on PATH): plugin from
+# our repository via the Plugin Manager's installer, Install dependencies, Download models, Classify extent.
+desktop-install: setup
+	PY=$(PY) DISPLAY_NUM=$(DISPLAY_NUM) scripts/desktop_install.sh
+	cp out/desktop_install/install_*.png docs/screenshots/
+	cp out/desktop_install/install.json docs/install_run.json
 
 # The held-out Landsat-8 clip in desktop QGIS: Classify extent as a new user would (looked at, never tuned on).
 LANDSAT := $(CURDIR)/../shared/data/gis/LC08_L1TP_224078_20200518_20200518_01_RT.TIF

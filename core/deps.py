@@ -100,9 +100,14 @@ def python_candidates(executable: str | None = None, exec_prefix: str | None = N
     version = version or f"{sys.version_info.major}.{sys.version_info.minor}"
     nodot = version.replace(".", "")
     out = []
-    if exe.name.lower().startswith("python"):
+    prefixes = list(dict.fromkeys(Path(p) for p in (exec_prefix or sys.exec_prefix,
+                                                    base_prefix or sys.base_exec_prefix)))
+    # Inside desktop QGIS ``sys.executable`` is not QGIS's: the embedded Python finds it by searching
+    # PATH for "python3" (measured: another interpreter first on PATH became sys.executable). Only
+    # an interpreter inside this Python's own prefix is taken from there.
+    if exe.name.lower().startswith("python") and any(_inside(exe, p) for p in prefixes):
         out.append(exe)
-    for prefix in dict.fromkeys(Path(p) for p in (exec_prefix or sys.exec_prefix, base_prefix or sys.base_exec_prefix)):
+    for prefix in prefixes:
         out += [prefix / "bin" / f"python{version}", prefix / "bin" / "python3", prefix / "python.exe",
                 prefix / "python3.exe"]
     root = exe.parent.parent  # <QGIS>/bin/qgis-bin.exe -> <QGIS>; <App>.app/Contents/MacOS/QGIS -> Contents
@@ -111,6 +116,13 @@ def python_candidates(executable: str | None = None, exec_prefix: str | None = N
             root / "Frameworks" / "Python.framework" / "Versions" / version / "bin" / f"python{version}",
             root / "Frameworks" / "Python.framework" / "Versions" / "Current" / "bin" / "python3"]
     return list(dict.fromkeys(out))
+
+
+def _inside(path: Path, prefix: Path) -> bool:
+    try:
+        return path.parent in (prefix, prefix / "bin", prefix / "Scripts")
+    except (OSError, ValueError):
+        return False
 
 
 def python_executable() -> str:

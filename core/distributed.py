@@ -241,16 +241,17 @@ def _dask_client(address: str):
 
 
 def _use_python_for_workers() -> None:
-    """Inside QGIS (or qgis_process) ``sys.executable`` is the QGIS binary: worker processes
-    must be started with QGIS's Python interpreter instead."""
+    """Inside QGIS (or qgis_process) ``sys.executable`` is the QGIS binary, or whatever ``python3``
+    came first on PATH: worker processes are started with QGIS's own interpreter instead."""
     import multiprocessing
     import sys
+    from pathlib import Path
 
-    if os.path.basename(sys.executable).lower().startswith("python"):
-        return
     from .deps import python_executable
 
-    multiprocessing.set_executable(python_executable())
+    python = python_executable()
+    if Path(python) != Path(sys.executable):
+        multiprocessing.set_executable(python)
 
 
 def _chunks(windows, size: int):

@@ -1,7 +1,7 @@
 """The model pack: encoders, experts, text encoder and tokenizer as one versioned, checksummed file.
 
 Why a pack: the official QGIS plugin repository refuses archives over 25 MB and the model files
-are about 110 MB, so the plugin ZIP carries code and the knowledge base and the models follow on
+are about 95 MB, so the plugin ZIP carries code and the knowledge base and the models follow on
 first use (download) or from a file (offline machines). A pack is a ZIP with ``manifest.json``
 (name, version, and the sha256 and size of every file) and the files under ``models/`` and
 ``text_encoder/``.
@@ -67,6 +67,14 @@ class PackInfo:
             return cls(str(d["version"]), str(d["file"]), str(d["sha256"]), int(d["size"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PackError(f"{p} is missing or damaged ({exc}); reinstall the plugin.") from exc
+
+
+def pack_size_text() -> str:
+    """'94.5 MB': the size of the pack this plugin expects (for the panel's wording)."""
+    try:
+        return f"{PackInfo.load().size / 1e6:.1f} MB"
+    except PackError:
+        return "about 100 MB"
 
 
 def pack_url(info: PackInfo, override: str | None = None) -> str:

@@ -31,10 +31,12 @@ class PluginStatus:
         return required <= set(self.models) and self.knowledge_base and self.text_encoder and not self.missing_modules
 
     def as_text(self) -> str:
+        from .model_pack import pack_size_text
+
         lines = [
             "RS-SAGE is ready." if self.ready else "RS-SAGE is not ready yet.",
             "Models: " + (", ".join(self.models) if self.models else
-                          "not installed yet: 'Download models' (about 110 MB, once) or 'Models from file…'"),
+                          f"not installed yet: 'Download models' ({pack_size_text()}, once) or 'Models from file…'"),
             "Knowledge base: " + ("installed" if self.knowledge_base else "not built"),
             "Text encoder: " + ("installed" if self.text_encoder else "comes with the model pack"),
         ]

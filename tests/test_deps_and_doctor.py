@@ -96,6 +96,11 @@ def test_qgis_python_is_found_from_qgis_never_from_path(tmp_path, monkeypatch):
     chosen = deps.python_executable()
     assert not chosen.startswith(str(fake))
     assert chosen.startswith("/usr/bin/python3")
+    # Desktop QGIS on Debian: the embedded Python sets sys.executable from PATH's first "python3"
+    # (seen in scripts/desktop_install.sh); that one is outside QGIS's prefix and is not taken.
+    monkeypatch.setattr(sys, "executable", str(fake / "python3"))
+    chosen = deps.python_executable()
+    assert not chosen.startswith(str(fake)) and chosen.startswith("/usr/bin/python3")
     # Windows and macOS layouts are candidates too (from the QGIS binary's folder)
     win = deps.python_candidates("C:/OSGeo4W/bin/qgis-bin.exe", "C:/OSGeo4W/apps/Python312", "x", "3.12")
     assert any(str(p).replace("\\\\", "/").endswith("apps/Python312/python.exe") for p in win)

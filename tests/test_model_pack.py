@@ -1,6 +1,6 @@
 """The model pack: built, served over real HTTP on 127.0.0.1, downloaded, resumed, verified, installed.
 
-The files in these packs are small stand-ins (the real pack is ~110 MB); every code path is the
+The files in these packs are small stand-ins (the real pack is ~95 MB); every code path is the
 one the panel and ``python -m core models install`` take.
 """
 

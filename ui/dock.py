@@ -38,6 +38,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.errors import RsSageError
+from ..core.model_pack import pack_size_text
 from ..core.presets import PRESETS, model_settings
 from ..core.status import plugin_status
 from ..core.units import format_area
@@ -118,8 +119,8 @@ class RsSageDock(QDockWidget):
         self.install_wheels_button.clicked.connect(self._pick_wheel_folder)
         self.models_button = QPushButton("Download models", body)
         self.models_button.setObjectName("RsSageModels")
-        self.models_button.setToolTip("Download the model pack once (about 110 MB, checked against its sha256; "
-                                      "a broken download resumes). Uses QGIS's proxy settings.")
+        self.models_button.setToolTip(f"Download the model pack once ({pack_size_text()}, checked against its "
+                                      "sha256; a broken download resumes). Uses QGIS's proxy settings.")
         self.models_button.clicked.connect(lambda: self.install_models(None))
         self.models_file_button = QPushButton("Models from file…", body)
         self.models_file_button.setObjectName("RsSageModelsFile")
@@ -229,7 +230,7 @@ class RsSageDock(QDockWidget):
         if self.busy():
             self.warn("RS-SAGE is already running; wait or cancel it first.", Qgis.MessageLevel.Info)
             return
-        self.warn("Installing the model pack" + (" from file" if pack_file else " (download, about 110 MB)")
+        self.warn("Installing the model pack" + (" from file" if pack_file else f" (download, {pack_size_text()})")
                   + "; Cancel keeps what was downloaded for the next try.", Qgis.MessageLevel.Info)
         self._start("RS-SAGE: model pack", models_work(pack_file), self._models_installed)
 

@@ -99,6 +99,12 @@ def _deps(args: argparse.Namespace) -> int:
               "'Install from a folder of wheels' or: python -m core deps install --wheels DIR")
         return 0
     missing = deps.missing_packages()
+    if args.deps_command == "lock":
+        from .paths import RESOURCES
+
+        path = deps.write_lock(args.wheels, args.numpy, args.out or RESOURCES / "locks")
+        print(f"wrote {path}")
+        return 0
     if args.deps_command == "check":
         print("missing: " + ", ".join(missing) if missing else "all runtime packages import")
         return 1 if missing else 0
@@ -217,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     wh.add_argument("--python-version", default=None, help="e.g. 3.12 (default: this Python)")
     wh.add_argument("--numpy", default=None, help="the numpy version of the target QGIS (e.g. 1.24.2)")
     wh.add_argument("--gpu", action="store_true", help="the CUDA build of onnxruntime")
+    lk = dps.add_parser("lock", help="write the lock file (exact versions, sha256) of a tested wheel folder")
+    lk.add_argument("--wheels", required=True, help="the folder 'deps wheelhouse' made and the tests installed")
+    lk.add_argument("--numpy", required=True, help="the numpy version of the QGIS it was tested with")
+    lk.add_argument("--out", default=None, help="folder (default: resources/locks)")
     sm = add("similar", _similar, "find the tiles most like examples or words in an embeddings GeoPackage")
     sm.add_argument("embeddings", help="GeoPackage written by 'label --embeddings'")
     sm.add_argument("--example", type=int, nargs="+", default=[], metavar="TILE_ID",

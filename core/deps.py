@@ -185,13 +185,52 @@ def pip_entry(python: str, wheel_dir: str | Path | None = None) -> list[str]:
                             "QGIS's Python (python3-pip on Debian/Ubuntu).")
 
 
+def lock_name(numpy: str, key: str | None = None) -> str:
+    return f"{key or platform_key()}-numpy{numpy}.txt"
+
+
+def lock_file(numpy: str | None, gpu: bool = False) -> Path | None:
+    """The tested versions, with sha256 hashes, for this Python, platform and QGIS's numpy
+    (``resources/locks``; written by ``python -m core deps lock``); None where there is none (or for
+    the GPU build): then pip chooses within the lower bounds of ``requirements``."""
+    from .paths import RESOURCES
+
+    if gpu or not numpy:
+        return None
+    path = RESOURCES / "locks" / lock_name(numpy)
+    return path if path.is_file() else None
+
+
+def write_lock(wheel_dir: str | Path, numpy: str, out_dir: str | Path) -> Path:
+    """A lock file from a folder of wheels that were installed and tested (``deps wheelhouse``):
+    ``name==version --hash=sha256:...`` per wheel, numpy (QGIS's own) and pip left out."""
+    import hashlib
+
+    lines = []
+    for w in sorted(Path(wheel_dir).glob("*.whl")):
+        name, version = w.name.split("-")[:2]
+        name = name.replace("_", "-").lower()
+        if name in QGIS_OWNED or name == "pip":
+            continue
+        lines.append(f"{name}=={version} --hash=sha256:{hashlib.sha256(w.read_bytes()).hexdigest()}")
+    out = Path(out_dir) / lock_name(numpy)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# RS-SAGE runtime for {platform_key()} with numpy {numpy}: exact versions, sha256 hashes\n"
+                   + "\n".join(lines) + "\n")
+    return out
+
+
 def pip_args(target: Path, constraints_file: Path, wheel_dir: str | Path | None = None,
-             gpu: bool = False) -> list[str]:
+             gpu: bool = False, lock: Path | None = None) -> list[str]:
+    """With a lock: every package pinned and hash-checked, no resolver (``--no-deps``), so pip
+    neither backtracks nor picks newer releases. Without: the lower bounds, numpy held at QGIS's."""
     args = ["install", "--disable-pip-version-check", "--no-input", "--upgrade",
-            "--target", str(target), "--only-binary=:all:", "-c", str(constraints_file)]
+            "--target", str(target), "--only-binary=:all:"]
     if wheel_dir:
         args += ["--no-index", "--find-links", str(wheel_dir)]
-    return args + requirements(gpu)
+    if lock is not None:
+        return args + ["--require-hashes", "--no-deps", "-r", str(lock)]
+    return args + ["-c", str(constraints_file)] + requirements(gpu)
 
 
 def install(base: str | Path, wheel_dir: str | Path | None = None, gpu: bool = False,
@@ -214,8 +253,14 @@ def install(base: str | Path, wheel_dir: str | Path | None = None, gpu: bool = F
     cfile = partial / "constraints.txt"
     try:
         python = python or python_executable()
-        cfile.write_text("\n".join(constraints(python)) + "\n")
-        cmd = [python, *pip_entry(python, wheel_dir), *pip_args(partial, cfile, wheel_dir, gpu)]
+        pins = constraints(python)
+        cfile.write_text("\n".join(pins) + "\n")
+        numpy = next((p.split("==", 1)[1] for p in pins if p.startswith("numpy==")), None)
+        lock = lock_file(numpy, gpu)
+        say(f"versions: {lock.name} (exact, hash-checked)" if lock else
+            f"versions: chosen by pip within {', '.join(requirements(gpu))} (no lock file for "
+            f"{platform_key()} with numpy {numpy})")
+        cmd = [python, *pip_entry(python, wheel_dir), *pip_args(partial, cfile, wheel_dir, gpu, lock)]
     except FileNotFoundError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         return InstallResult("failed", str(exc), target, lines)
@@ -243,7 +288,7 @@ def install(base: str | Path, wheel_dir: str | Path | None = None, gpu: bool = F
     _drop_qgis_owned(partial)
     (partial / MARKER).write_text(json.dumps({
         "python": sys.version.split()[0], "platform": platform_key(), "requirements": requirements(gpu),
-        "constraints": cfile.read_text().split(), "wheel_dir": str(wheel_dir) if wheel_dir else None,
+        "constraints": cfile.read_text().split(), "lock": lock.name if lock else None, "wheel_dir": str(wheel_dir) if wheel_dir else None,
         "installed": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2) + "\n")
     cfile.unlink()
     old = target.with_name(target.name + ".old")
@@ -268,7 +313,8 @@ def _drop_qgis_owned(folder: Path) -> None:
 
 def wheelhouse(out: str | Path, platform: str | None = None, python_version: str | None = None,
                numpy: str | None = None, gpu: bool = False, python: str | None = None) -> list[Path]:
-    """Download every wheel an offline machine needs (run on a connected one) into ``out``."""
+    """Download every wheel an offline machine needs (run on a connected one) into ``out``: the
+    locked versions where this machine's Python, platform and that numpy have a lock file."""
     from .errors import RsSageError
 
     out = Path(out)
@@ -276,13 +322,16 @@ def wheelhouse(out: str | Path, platform: str | None = None, python_version: str
     cfile = out / "constraints.txt"
     cfile.write_text("numpy<2\n" + (f"numpy=={numpy}\n" if numpy else ""))
     cmd = [python or sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
-           "-d", str(out), "-c", str(cfile)]
+           "-d", str(out)]
     if platform:
         cmd += ["--platform", platform]
     if python_version:
         cmd += ["--python-version", python_version]
-    # pip too: some QGIS builds have no pip module, and the installer can run pip from its wheel
-    run = subprocess.run(cmd + requirements(gpu) + ["pip"], capture_output=True, text=True)
+    lock = lock_file(numpy, gpu) if not platform and not python_version else None
+    wanted = ["--require-hashes", "--no-deps", "-r", str(lock)] if lock else ["-c", str(cfile), *requirements(gpu)]
+    run = subprocess.run(cmd + wanted, capture_output=True, text=True)
+    if run.returncode == 0:  # pip too: some QGIS builds have no pip module; the installer runs it from its wheel
+        run = subprocess.run(cmd + ["--no-deps", "pip"], capture_output=True, text=True)
     if run.returncode != 0:
         raise RsSageError("pip download failed:\n" + run.stdout[-1500:] + run.stderr[-1500:])
     return sorted(out.glob("*.whl"))

@@ -106,3 +106,43 @@ def test_qgis_python_is_found_from_qgis_never_from_path(tmp_path, monkeypatch):
     assert any(str(p).replace("\\\\", "/").endswith("apps/Python312/python.exe") for p in win)
     mac = deps.python_candidates("/Applications/QGIS.app/Contents/MacOS/QGIS", "/x", "/x", "3.12")
     assert any("Contents/MacOS/bin/python3" in str(p) for p in mac)
+
+
+def test_a_lock_file_pins_every_package_with_hashes_and_no_resolver(tmp_path):
+    """With a lock for this Python, platform and numpy, pip installs exactly the listed wheels
+    (hash-checked, --no-deps); without one it falls back to the lower bounds with numpy held."""
+    from core import deps
+
+    lock = deps.lock_file("1.24.2")
+    if deps.platform_key() == "python3.11-linux_x86_64":
+        assert lock is not None
+    if lock is not None:
+        pins = [ln.split()[0] for ln in lock.read_text().splitlines() if ln and not ln.startswith("#")]
+        names = {p.split("==")[0] for p in pins}
+        assert {"onnxruntime", "tokenizers", "faiss-cpu", "shapely"} <= names
+        assert "numpy" not in names and "pip" not in names
+        assert all("--hash=sha256:" in ln for ln in lock.read_text().splitlines() if ln and not ln.startswith("#"))
+        args = deps.pip_args(tmp_path, tmp_path / "c.txt", None, False, lock)
+        assert args[-4:] == ["--require-hashes", "--no-deps", "-r", str(lock)]
+        assert not any(r in args for r in deps.requirements())
+    assert deps.lock_file("9.9.9") is None and deps.lock_file("1.24.2", gpu=True) is None
+    loose = deps.pip_args(tmp_path, tmp_path / "c.txt", None, False, None)
+    assert "-c" in loose and loose[-4:] == deps.requirements() and "--require-hashes" not in loose
+
+
+def test_write_lock_lists_each_wheel_with_its_sha256(tmp_path):
+    import hashlib
+
+    from core import deps
+
+    wheels = tmp_path / "w"
+    wheels.mkdir()
+    for name in ("onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl", "numpy-1.24.2-cp311-x.whl",
+                 "pip-26.3-py3-none-any.whl", "faiss_cpu-1.8.0.post1-cp311-x.whl"):
+        (wheels / name).write_bytes(name.encode())
+    out = deps.write_lock(wheels, "1.24.2", tmp_path / "locks")
+    lines = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]
+    h = hashlib.sha256(b"onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl").hexdigest()
+    assert lines == [f"faiss-cpu==1.8.0.post1 --hash=sha256:"
+                     f"{hashlib.sha256(b'faiss_cpu-1.8.0.post1-cp311-x.whl').hexdigest()}",
+                     f"onnxruntime==1.32.0 --hash=sha256:{h}"]

@@ -59,6 +59,8 @@ def test_zip_offline_install_and_classify_without_torch(tmp_path):
                            "--target", str(base)], cwd=plugin, env=env, capture_output=True, text=True, timeout=600)
     assert inst.returncode == 0, (inst.stdout + inst.stderr)[-3000:]
     assert "--no-index" in inst.stdout
+    if numpy_version == "1.24.2":  # Debian 12's QGIS: the shipped lock applies (exact, hash-checked)
+        assert "--require-hashes" in inst.stdout and "python3.11-linux_x86_64-numpy1.24.2.txt" in inst.stdout
     target = next(base.glob("python3.*"))
     installed = {p.name.split("-")[0].lower() for p in target.iterdir()}
     assert {"onnxruntime", "tokenizers", "faiss", "shapely", "rs_sage_deps.json"} <= installed

@@ -288,7 +288,8 @@ def install(base: str | Path, wheel_dir: str | Path | None = None, gpu: bool = F
     _drop_qgis_owned(partial)
     (partial / MARKER).write_text(json.dumps({
         "python": sys.version.split()[0], "platform": platform_key(), "requirements": requirements(gpu),
-        "constraints": cfile.read_text().split(), "lock": lock.name if lock else None, "wheel_dir": str(wheel_dir) if wheel_dir else None,
+        "constraints": cfile.read_text().split(), "lock": lock.name if lock else None,
+        "wheel_dir": str(wheel_dir) if wheel_dir else None,
         "installed": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2) + "\n")
     cfile.unlink()
     old = target.with_name(target.name + ".old")

@@ -187,3 +187,24 @@ def test_partial_journal_files_of_a_killed_run_are_cleaned(tmp_path):
         (tmp_path / n).write_bytes(b"x")
     clean_stale_partials(str(tmp_path / "t.gpkg"))
     assert not any((tmp_path / n).exists() for n in names)
+
+
+def test_local_workers_start_with_qgis_python_not_paths(tmp_path, monkeypatch):
+    """Inside desktop QGIS sys.executable is PATH's first python3 (or the QGIS binary): local:N
+    worker processes must be started with QGIS's own interpreter instead."""
+    import multiprocessing
+    import sys
+
+    from core import distributed as dist
+
+    fake = tmp_path / "pyenv" / "bin" / "python3"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    chosen = []
+    monkeypatch.setattr(multiprocessing, "set_executable", chosen.append)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    monkeypatch.setattr(sys, "exec_prefix", "/usr")
+    monkeypatch.setattr(sys, "base_exec_prefix", "/usr")
+    dist._use_python_for_workers()
+    assert len(chosen) == 1 and chosen[0].startswith("/usr/bin/python3") and str(fake) not in chosen[0]

@@ -11,7 +11,11 @@ import os
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
+
+try:
+    from qgis.PyQt.QtGui import QAction  # Qt6 (QGIS 4): QAction moved to QtGui
+except ImportError:
+    from qgis.PyQt.QtWidgets import QAction  # Qt5 (QGIS 3)
 
 PLUGIN_NAME = "RS-SAGE"
 MENU_NAME = "&RS-SAGE"

@@ -32,8 +32,8 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ..qgis_adapter.field_types import DOUBLE, INT, STRING
 from ..qgis_adapter.layer_source import layer_source
 from ..qgis_adapter.tile_features import tile_feature, tile_fields
 from .common import engine, parse_labels
@@ -288,9 +288,9 @@ class AskRegionAlgorithm(_Base):
         tile = self.parameterAsInt(parameters, "TILE", context) or None
         labels = parse_labels(self.parameterAsString(parameters, "LABELS", context))
         fields = QgsFields(source.fields())
-        for name, kind in (("question", QVariant.Type.String), ("answer", QVariant.Type.String),
-                           ("confidence", QVariant.Type.Double), ("type", QVariant.Type.String),
-                           ("evidence", QVariant.Type.String)):
+        for name, kind in (("question", STRING), ("answer", STRING),
+                           ("confidence", DOUBLE), ("type", STRING),
+                           ("evidence", STRING)):
             fields.append(QgsField(name, kind))
         check_output_file(self.parameterAsOutputLayer(parameters, "OUTPUT", context),
                           [_source_string(parameters.get("REGIONS")), layer.source()])
@@ -442,8 +442,8 @@ class FindSimilarAlgorithm(_Base):
         matches = self._run_core(lambda: search(store, query_vector(positives, negs), k, threshold,
                                                 exclude=set(examples) | set(negatives)), feedback)
         fields = QgsFields()
-        for name, kind in (("tile_id", QVariant.Type.Int), ("rank", QVariant.Type.Int),
-                           ("similarity", QVariant.Type.Double), ("label", QVariant.Type.String)):
+        for name, kind in (("tile_id", INT), ("rank", INT),
+                           ("similarity", DOUBLE), ("label", STRING)):
             fields.append(QgsField(name, kind))
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Polygon, crs)
         pos = {int(fid): j for j, fid in enumerate(store.ids)}

@@ -15,12 +15,12 @@ from qgis.core import (
     QgsVectorLayer,
     QgsVectorLayerSimpleLabeling,
 )
-from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 
 from ..core.tile_schema import TILE_FIELDS, TileRecord
+from .field_types import DOUBLE, INT, STRING
 
-_QVARIANT = {int: QVariant.Type.Int, float: QVariant.Type.Double, str: QVariant.Type.String}
+_QVARIANT = {int: INT, float: DOUBLE, str: STRING}
 UNCERTAIN = "uncertain"  # the category of tiles under the model's score threshold
 
 

@@ -13,11 +13,12 @@ from qgis.core import (
     QgsSingleSymbolRenderer,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QSizeF, QVariant
+from qgis.PyQt.QtCore import QSizeF
 
 GROUP = "RS-SAGE"
 CLASSES_LAYER = "RS-SAGE classes"
 QUESTIONS_LAYER = "RS-SAGE questions"
+from ..qgis_adapter.field_types import DOUBLE, INT, STRING  # noqa: E402
 from ..qgis_adapter.tile_features import UNCERTAIN  # noqa: E402,F401 (re-exported for the panel and tests)
 
 
@@ -57,7 +58,7 @@ def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:
     project = project or QgsProject.instance()
     for lyr in project.mapLayersByName(QUESTIONS_LAYER):
         if isinstance(lyr, QgsVectorLayer) and lyr.crs() == crs:
-            missing = [QgsField(n, t) for n, t in (("evidence", QVariant.Type.String), ("tiles", QVariant.Type.Int))
+            missing = [QgsField(n, t) for n, t in (("evidence", STRING), ("tiles", INT))
                        if lyr.fields().indexOf(n) < 0]  # a log made by an earlier version
             if missing:
                 lyr.dataProvider().addAttributes(missing)
@@ -65,10 +66,10 @@ def questions_layer(crs, project: QgsProject | None = None) -> QgsVectorLayer:
             return lyr
     layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", QUESTIONS_LAYER, "memory")
     layer.dataProvider().addAttributes([
-        QgsField("question", QVariant.Type.String), QgsField("answer", QVariant.Type.String),
-        QgsField("confidence", QVariant.Type.Double), QgsField("type", QVariant.Type.String),
-        QgsField("layer", QVariant.Type.String), QgsField("timestamp", QVariant.Type.String),
-        QgsField("evidence", QVariant.Type.String), QgsField("tiles", QVariant.Type.Int)])
+        QgsField("question", STRING), QgsField("answer", STRING),
+        QgsField("confidence", DOUBLE), QgsField("type", STRING),
+        QgsField("layer", STRING), QgsField("timestamp", STRING),
+        QgsField("evidence", STRING), QgsField("tiles", INT)])
     layer.updateFields()
     layer.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
         {"color": "255,140,0,0", "style": "no", "outline_color": "#ff8c00", "outline_width": "0.8"})))

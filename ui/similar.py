@@ -19,10 +19,11 @@ from qgis.core import (
     QgsStyle,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import Qt, QVariant
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox, QVBoxLayout
 
 from ..core.errors import RsSageError
+from ..qgis_adapter.field_types import DOUBLE, INT, STRING
 from .sections import section
 
 SIMILAR_LAYER = "RS-SAGE similar"
@@ -105,8 +106,8 @@ class SimilarSection:
             project.removeMapLayer(old.id())
         layer = QgsVectorLayer(f"Polygon?crs={crs.authid() or crs.toWkt()}", SIMILAR_LAYER, "memory")
         pr = layer.dataProvider()
-        pr.addAttributes([QgsField("tile_id", QVariant.Type.Int), QgsField("rank", QVariant.Type.Int),
-                          QgsField("similarity", QVariant.Type.Double), QgsField("label", QVariant.Type.String)])
+        pr.addAttributes([QgsField("tile_id", INT), QgsField("rank", INT),
+                          QgsField("similarity", DOUBLE), QgsField("label", STRING)])
         layer.updateFields()
         pos = {int(fid): j for j, fid in enumerate(store.ids)}
         feats = []

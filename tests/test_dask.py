@@ -208,3 +208,19 @@ def test_local_workers_start_with_qgis_python_not_paths(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "base_exec_prefix", "/usr")
     dist._use_python_for_workers()
     assert len(chosen) == 1 and chosen[0].startswith("/usr/bin/python3") and str(fake) not in chosen[0]
+
+
+def test_a_raster_the_workers_cannot_read_is_one_line(tmp_path, engine, cluster):
+    """No shared file system: the client can open the raster (here in its own memory), the workers
+    cannot; the run ends with one line saying so, and nothing is written."""
+    from osgeo import gdal
+
+    mem = "/vsimem/rs_sage_client_only.tif"
+    gdal.Translate(mem, RASTER)
+    try:
+        with pytest.raises(RsSageError, match="A worker cannot read the raster.*shared file system"):
+            label_raster(LabelParams(mem, str(tmp_path / "m.gpkg"), gsd=5, tile=64, stride=32,
+                                     labels=["water", "forest"]), engine, dask_client=cluster)
+    finally:
+        gdal.Unlink(mem)
+    assert not list(tmp_path.iterdir())

@@ -57,7 +57,7 @@ def _label(args: argparse.Namespace) -> int:
     from .engine import Engine
 
     if args.dask:  # a scheduler that is not there is said in seconds, before the model loads
-        from .distributed import check_scheduler
+        from .scale_out.runner import check_scheduler
 
         check_scheduler(args.dask)
     res = label_raster(params, engine=Engine.load(views=args.views), progress=progress)

@@ -519,7 +519,7 @@ def label_raster(params: LabelParams, engine=None,
     validate_params(params)
     check_outputs(params)  # before the model loads or a pixel is read
     if params.scheduler and dask_client is None:
-        from .distributed import check_scheduler
+        from .scale_out.runner import check_scheduler
 
         check_scheduler(params.scheduler)
     for out in (params.out_gpkg, params.out_tif):
@@ -571,7 +571,7 @@ def label_raster(params: LabelParams, engine=None,
     keep = False
     try:
         if params.scheduler or dask_client is not None:
-            from .distributed import run_on_dask
+            from .scale_out.runner import run_on_dask
 
             done = run_on_dask(job, engine, record, skipped, progress, cancelled, client=dask_client)
         else:

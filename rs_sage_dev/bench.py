@@ -274,9 +274,9 @@ def bench_dask(size: int = 8192, tile: int = 224) -> dict:
 
     from distributed import Client
 
-    from core.distributed import local_cluster
     from core.engine import Engine
     from core.labeller import LabelParams, label_raster
+    from core.scale_out.runner import local_cluster
 
     from .process_cluster import ProcessCluster
 

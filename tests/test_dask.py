@@ -47,7 +47,7 @@ def engine():
 def cluster():
     from distributed import Client
 
-    from core.distributed import local_cluster
+    from core.scale_out.runner import local_cluster
 
     c = local_cluster(2)
     client = Client(c)
@@ -74,12 +74,20 @@ def test_two_workers_write_what_one_process_writes(tmp_path, engine, cluster, si
     assert _tiles(str(tmp_path / "two.gpkg")) == tiles1
     assert np.array_equal(_classes(str(tmp_path / "two.tif")), classes1)
     assert res.summary == res1.summary
-    loads = cluster.run(lambda: __import__("core.distributed", fromlist=["x"])._worker_state.get("engine_loads"))
-    assert set(loads.values()) <= {1, None}  # one engine per worker process, not one per task
+    def engine_loads():  # in the runtime the client shipped (its package name carries its sha256)
+        import sys
+
+        mods = [m for n, m in sys.modules.items() if n.startswith("rs_sage_worker_") and n.endswith(".runner")]
+        return [m._worker_state.get("engine_loads") for m in mods]
+
+    loads = cluster.run(engine_loads)
+    # one engine per worker process, not one per task (a worker that got no task has none)
+    assert [x for v in loads.values() for x in v if x is not None]
+    assert all(v in ([1], [None], []) for v in loads.values())
 
 
 def test_a_worker_killed_mid_run_still_gives_the_complete_output(tmp_path, engine, cluster, single, monkeypatch):
-    from core import distributed as dist
+    from core.scale_out import runner as dist
 
     _, tiles1, classes1 = single
     monkeypatch.setattr(dist, "TILES_PER_TASK", 4)  # 13 tasks, so the kill lands mid-run
@@ -106,7 +114,7 @@ def test_cancelled_dask_run_leaves_nothing(tmp_path, engine, cluster):
 
 
 def test_bad_scheduler_addresses_are_messages():
-    from core.distributed import parse_scheduler
+    from core.scale_out.runner import parse_scheduler
 
     assert parse_scheduler("local:3") == ("local", 3)
     assert parse_scheduler("tcp://10.0.0.5:8786") == ("remote", None)
@@ -195,7 +203,7 @@ def test_local_workers_start_with_qgis_python_not_paths(tmp_path, monkeypatch):
     import multiprocessing
     import sys
 
-    from core import distributed as dist
+    from core.scale_out import runner as dist
 
     fake = tmp_path / "pyenv" / "bin" / "python3"
     fake.parent.mkdir(parents=True)

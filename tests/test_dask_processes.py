@@ -85,8 +85,8 @@ def test_real_cluster_writes_what_one_process_writes_and_caches_the_pack(tmp_pat
     packs = list((cluster.cache / "packs").iterdir())
     assert len(packs) == 1 and (packs[0] / "models" / "encoder.onnx").is_file()
     # A second run finds the pack on the scheduler and the workers: nothing is sent again.
-    from core.dask_ship import ship
     from core.paths import text_encoder_dir
+    from core.scale_out.ship import ship
 
     with Client(cluster.address) as c:
         again = ship(c, Path(engine.model_dir), text_encoder_dir())

@@ -82,9 +82,9 @@ def runtime_bundle(user_kb: Path | None = None) -> Bundle:
     """This package's modules under the worker package name, and the knowledge base beside them
     where ``core.paths`` looks for it. The package name comes from the sha of the sources, so two
     versions of RS-SAGE on one cluster never mix."""
-    from .paths import KB_DIR
+    from ..paths import KB_DIR
 
-    code = Path(__file__).resolve().parent
+    code = Path(__file__).resolve().parents[1]  # the whole runtime package, not only this folder
     sources = _tree(code, "pkg", (".py",))
     data = _tree(KB_DIR, "resources/knowledge")
     if user_kb is not None and Path(user_kb).is_dir():

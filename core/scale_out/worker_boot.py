@@ -122,7 +122,7 @@ class BundlePlugin(WorkerPlugin):
 
 
 def run(runtime_sha: str, pack_sha: str, function: str, *args):
-    """A Dask task: ``function`` of the shipped runtime's ``distributed`` module, with the shipped
+    """A Dask task: ``function`` of the shipped runtime's ``scale_out.runner`` module, with the shipped
     model pack as the models home."""
     import importlib
 
@@ -134,5 +134,5 @@ def run(runtime_sha: str, pack_sha: str, function: str, *args):
     if root not in sys.path:
         sys.path.insert(0, root)
     os.environ["RS_SAGE_MODELS_HOME"] = bundle_dir("packs", pack_sha)
-    module = importlib.import_module(PACKAGE_PREFIX + runtime_sha[:16] + ".distributed")
+    module = importlib.import_module(PACKAGE_PREFIX + runtime_sha[:16] + ".scale_out.runner")
     return getattr(module, function)(*args)

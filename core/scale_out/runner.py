@@ -9,7 +9,7 @@ A worker that dies has its tasks redone by Dask (``retries``); a cancelled or fa
 nothing under the target names (the writer's atomic files).
 
 Workers need nothing of RS-SAGE: the client ships the runtime code and the model pack to them
-(``dask_ship``, ``worker_boot``), so their answers are the client's; see ``docs/scale-out.md``.
+(``ship``, ``worker_boot``), so their answers are the client's; see ``docs/scale-out.md``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import RsSageError
+from ..errors import RsSageError
 
 TILES_PER_TASK = 16  # about 0.5 s of work per task on one core: enough tasks to balance the last ones
 IN_FLIGHT_PER_WORKER = 3
@@ -83,7 +83,7 @@ def spec_to_wire(spec: WorkerSpec) -> dict:
 
 
 def spec_from_wire(data: dict) -> WorkerSpec:
-    from .valid_pixels import PixelRule
+    from ..valid_pixels import PixelRule
 
     rule = data["rule"]
     rule = PixelRule(**{k: _tuples(v) for k, v in rule.items()}) if isinstance(rule, dict) else rule
@@ -96,8 +96,8 @@ def _tuples(v):
 
 def _worker_engine(spec: WorkerSpec):
     """One engine per worker process, loaded at its first task and kept."""
-    from .engine import Engine
-    from .paths import RESOURCES
+    from ..engine import Engine
+    from ..paths import RESOURCES
 
     key = (spec.model_dir, spec.user_kb, spec.views, spec.threads, spec.precision, spec.experts_precision,
            os.environ.get("RS_SAGE_MODELS_HOME"))
@@ -113,7 +113,7 @@ def _worker_engine(spec: WorkerSpec):
 
 
 def _worker_raster(path: str):
-    from .raster import open_raster
+    from ..raster import open_raster
 
     with _worker_lock:
         if _worker_state.get("raster_path") != path:
@@ -127,9 +127,9 @@ def label_windows(spec: dict, windows: list[tuple[int, int, int, int, int]], bat
     and how many were nodata, as plain data."""
     import numpy as np
 
-    from .errors import RsSageError
-    from .raster import Stretch, read_valid_tile
-    from .tile_schema import tile_attributes
+    from ..errors import RsSageError
+    from ..raster import Stretch, read_valid_tile
+    from ..tile_schema import tile_attributes
 
     spec = spec_from_wire(spec)
     engine = _worker_engine(spec)
@@ -247,7 +247,7 @@ def _use_python_for_workers() -> None:
     import sys
     from pathlib import Path
 
-    from .deps import python_executable
+    from ..deps import python_executable
 
     python = python_executable()
     if Path(python) != Path(sys.executable):
@@ -269,8 +269,8 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
     """The labeller's Dask runner: same windows, same rule and stretch, results written as they come."""
     from distributed import as_completed
 
-    from .dask_ship import ship
-    from .paths import text_encoder_dir
+    from ..paths import text_encoder_dir
+    from .ship import ship
 
     params = job.params
     user_kb = getattr(engine, "user_kb_dir", None)
@@ -315,7 +315,7 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
             for fut in pending:
                 in_flight -= 1
                 if cancelled and cancelled():
-                    from .errors import Cancelled
+                    from ..errors import Cancelled
 
                     raise Cancelled()
                 part = fut.result()
@@ -354,7 +354,7 @@ def _is_local(client, scheduler: str | None) -> bool:
 
 def _cluster_lost(exc: BaseException) -> bool:
     """The scheduler or every worker died (not a cancel by the user, not a bug in the task)."""
-    from .errors import Cancelled
+    from ..errors import Cancelled
 
     if isinstance(exc, (Cancelled, KeyboardInterrupt, RsSageError)):
         return False

@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated classes (aid:Pond,eurosat:Highway) whose images and texts are "
                         "never trained on; 'default' for the documented stand-in set")
     t.add_argument("--eurosat-per-epoch", type=int, default=None)
+    t.add_argument("--loss-weights", default=None, metavar="cls=1,words=0.2,scene_cap=0.3",
+                   help="--open loss weights (default: the shipped recipe)")
     t.add_argument("--max-steps", type=int, default=None, help="steps per epoch cap (smoke runs)")
 
     e = add("export", _export, "export a checkpoint to the two ONNX files")

@@ -224,7 +224,8 @@ def train_open(tc: TrainConfig) -> Path:
             # ranking the user's label list needs (the pool alone spreads mass over all wordings).
             drawn = torch.from_numpy(np.stack([p[rng.integers(len(p))] for p in data.class_emb]))
             loss_cls = ce((scale * emb @ drawn.T).masked_fill(~allowed[labels], -1e4), labels)
-            loss = loss_text + loss_cls + 0.3 * loss_broad
+            w = tc.loss_weights
+            loss = loss_text + w["cls"] * loss_cls + 0.3 * loss_broad
             parts = [float(loss_text), float(loss_broad)]
             if na:
                 ans = torch.tensor([a for _, a, _ in qa])
@@ -240,8 +241,8 @@ def train_open(tc: TrainConfig) -> Path:
                 loss_scene_cap = ce(a_scale * emb[:na] @ cap.T, target)
                 # The objects the captions name, as directions of the scene embedding too.
                 loss_words = _soft_nce(scale * emb[:na] @ kb_obj.T, obj_t[a_idx])
-                loss = (loss + loss_ans + 0.3 * loss_align + 0.3 * loss_cap + 0.3 * loss_scene_cap
-                        + 0.2 * loss_words)
+                loss = (loss + loss_ans + 0.3 * loss_align + 0.3 * loss_cap + w["scene_cap"] * loss_scene_cap
+                        + w["words"] * loss_words)
                 parts += [float(loss_ans), float(loss_align), float(loss_cap), float(loss_scene_cap),
                           float(loss_words)]
             opt.zero_grad(set_to_none=True)

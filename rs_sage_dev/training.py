@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,8 @@ class TrainConfig:
     open_vocab: bool = False  # AID + EuroSAT against the text pool (open_vocab.train_open)
     leave_out: tuple[str, ...] = ()  # "aid:Pond", "eurosat:Highway": images and texts never trained on
     eurosat_per_epoch: int = 7000  # EuroSAT training images drawn per epoch (all AID ones are used)
+    # --open loss weights (the shipped 0.2.0 recipe: cls 1, words 0.2, scene_cap 0.3)
+    loss_weights: dict = field(default_factory=lambda: {"cls": 1.0, "words": 0.2, "scene_cap": 0.3})
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -65,6 +67,12 @@ class TrainConfig:
         cfg.max_steps = getattr(args, "max_steps", None)
         if getattr(args, "eurosat_per_epoch", None):
             cfg.eurosat_per_epoch = args.eurosat_per_epoch
+        for item in (getattr(args, "loss_weights", None) or "").split(","):
+            if item:
+                key, _, value = item.partition("=")
+                if key not in cfg.loss_weights:
+                    raise SystemExit(f"--loss-weights: unknown '{key}' (known: {', '.join(cfg.loss_weights)})")
+                cfg.loss_weights[key] = float(value)
         return cfg
 
 

@@ -204,7 +204,7 @@ def lock_file(numpy: str | None, gpu: bool = False) -> Path | None:
 def write_lock(wheel_dir: str | Path, numpy: str, out_dir: str | Path) -> Path:
     """A lock file from a folder of wheels that were installed and tested (``deps wheelhouse``):
     ``name==version --hash=sha256:...`` per wheel, numpy (QGIS's own) and pip left out."""
-    import hashlib
+    from .model_files import file_digest
 
     lines = []
     for w in sorted(Path(wheel_dir).glob("*.whl")):
@@ -212,7 +212,7 @@ def write_lock(wheel_dir: str | Path, numpy: str, out_dir: str | Path) -> Path:
         name = name.replace("_", "-").lower()
         if name in QGIS_OWNED or name == "pip":
             continue
-        lines.append(f"{name}=={version} --hash=sha256:{hashlib.sha256(w.read_bytes()).hexdigest()}")
+        lines.append(f"{name}=={version} --hash=sha256:{file_digest(w)}")
     out = Path(out_dir) / lock_name(numpy)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"# RS-SAGE runtime for {platform_key()} with numpy {numpy}: exact versions, sha256 hashes\n"

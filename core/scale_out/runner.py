@@ -127,7 +127,6 @@ def label_windows(spec: dict, windows: list[tuple[int, int, int, int, int]], bat
     and how many were nodata, as plain data."""
     import numpy as np
 
-    from ..errors import RsSageError
     from ..raster import Stretch, read_valid_tile
     from ..tile_schema import tile_attributes
 
@@ -245,7 +244,6 @@ def _use_python_for_workers() -> None:
     came first on PATH: worker processes are started with QGIS's own interpreter instead."""
     import multiprocessing
     import sys
-    from pathlib import Path
 
     from ..deps import python_executable
 

@@ -53,14 +53,13 @@ _digests: dict[tuple, str] = {}
 
 
 def _digest(path: Path) -> str:
+    """``model_files.file_digest``, once per file version in this process (every run ships)."""
+    from ..model_files import file_digest
+
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _digests:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _digests[key] = h.hexdigest()
+        _digests[key] = file_digest(path)
     return _digests[key]
 
 

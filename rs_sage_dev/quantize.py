@@ -83,17 +83,37 @@ def _quantize_static(source: Path, dest: Path, feeds, **options) -> None:
         onnx.save(q, str(dest))
 
 
+# Layers of the image encoder left in float32: the first convolution and the first two blocks
+# (depthwise 3x3 and 1x1 convolutions at half the input resolution). Quantised like the rest, block
+# 0 alone put the EuroSAT scene embeddings 1 - cos = 83e-4 away from float32 (29 of 1,543
+# validation predictions changed); with these three stages float32: 1.8e-4 and 7 changes, AID
+# 1.2e-4 and none, for 0.89 against 0.76 ms/tile. Chosen on validation images by the rule in
+# docs/selection_logs/int8_encoder_layers_rule.md (python -m rs_sage_dev.int8_layers WORK).
+FLOAT_ENCODER_LAYERS = ("/enc/stem/conv_stem/", "/enc/stem/blocks.0/", "/enc/stem/blocks.1/")
+
+
+def float_nodes(model_path: Path, prefixes: tuple[str, ...] = FLOAT_ENCODER_LAYERS) -> list[str]:
+    """Names of the graph's Conv/MatMul/Gemm nodes under ``prefixes`` (kept float32)."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    return [n.name for n in graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and n.name.startswith(prefixes)]
+
+
 def quantize_encoder(out_dir: Path, n: int = 200, model_dir: Path = MODEL_DIR) -> Path:
-    """int8 encoder (from ``model_dir``'s float one) beside its float experts in ``out_dir``."""
+    """int8 encoder (from ``model_dir``'s float one, FLOAT_ENCODER_LAYERS left in float32) beside
+    its float experts in ``out_dir``."""
     from core.model_files import write_checksums
 
     out_dir.mkdir(parents=True, exist_ok=True)
     images = calibration_images(n, size=input_size(model_dir))
     feeds = ({"image": np.ascontiguousarray(img.astype(np.float32).transpose(2, 0, 1)[None])} for img in images)
-    _quantize_static(model_dir / "encoder.onnx", out_dir / "encoder.onnx", feeds)
+    keep = float_nodes(model_dir / "encoder.onnx")
+    _quantize_static(model_dir / "encoder.onnx", out_dir / "encoder.onnx", feeds, nodes_to_exclude=keep)
     shutil.copy(model_dir / "experts.onnx", out_dir / "experts.onnx")
     meta = json.loads((model_dir / "model.json").read_text())
-    meta["encoder_precision"] = f"int8 (static, QDQ, per-channel; {len(images)} training images)"
+    meta["encoder_precision"] = (f"int8 (static, QDQ, per-channel; {len(images)} training images; "
+                                f"{len(keep)} layers float32: {', '.join(FLOAT_ENCODER_LAYERS)})")
     (out_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     write_checksums(out_dir)
     return out_dir / "encoder.onnx"

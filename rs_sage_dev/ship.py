@@ -84,8 +84,9 @@ def quantize_and_gate(model: Path, work: Path) -> Path:
     drops = {k: round(f32[k] - i8[k], 2) for k in f32}
     accepted = all(d <= GATE_PT for d in drops.values())
     meta = json.loads((model / "model.json").read_text())
-    how = ("python -m rs_sage_dev.ship CHECKPOINT WORK_DIR (int8 encoder and int8 experts together against "
-           "float32: AID test 4/1 views, VQA average 4/1 views, EuroSAT test)")
+    how = ("python -m rs_sage_dev.ship CHECKPOINT WORK_DIR, or --requantize WORK_DIR on an exported model (int8 "
+           "encoder, its first layers float32 as chosen on validation by rs_sage_dev.int8_layers, and int8 experts "
+           "together against float32: AID test 4/1 views, VQA average 4/1 views, EuroSAT test)")
     for part in ("int8_encoder", "int8_experts"):
         meta[part] = {"accepted": accepted, "gate_pt": GATE_PT, "drop_pt": drops, "float32": f32, "int8": i8,
                       "how": how}

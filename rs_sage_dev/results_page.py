@@ -97,8 +97,9 @@ def write_results(res: dict, path: Path) -> None:
 
 INT8_PARTS = {
     "encoder": ("int8 image encoder", "Static int8 quantisation (QDQ, per-channel weights, calibrated on training "
-                "images; the first convolution and blocks 0-1 stay float32, rs_sage_dev.quantize.FLOAT_ENCODER_LAYERS), "
-                "measured together with the int8 experts, as the engine runs them"),
+                "images; the first convolution and blocks 0-1 stay float32, "
+                "rs_sage_dev.quantize.FLOAT_ENCODER_LAYERS), measured together with the int8 experts, "
+                "as the engine runs them"),
     "experts": ("int8 experts", "Static int8 quantisation of the experts' MatMuls (QDQ, per-channel weights, "
                 "activation ranges calibrated on 200 training images with the default question and their generated "
                 "questions), measured together with the int8 image encoder, so the loss shown is that of the whole "

@@ -102,11 +102,12 @@ def test_huge_image_is_refused_with_a_message(tmp_path, capsys):
     assert "more than one scene" in err and "core label" in err and "Traceback" not in err
 
 
+_INT8_SHIPS = (Path(__file__).resolve().parent.parent / "resources/models/experts.int8.onnx").is_file()
+
+
+# The default engine ("auto") loads the int8 experts on CPU where they ship, else the float ones.
 @pytest.mark.parametrize("name, precision", [
-    ("experts.onnx", "float32"), ("experts.onnx", "auto"),
-    pytest.param("experts.int8.onnx", "auto", marks=pytest.mark.skipif(
-        not (Path(__file__).resolve().parent.parent / "resources/models/experts.int8.onnx").is_file(),
-        reason="no int8 graphs ship with this model"))])
+    ("experts.onnx", "float32"), ("experts.int8.onnx" if _INT8_SHIPS else "experts.onnx", "auto")])
 @pytest.mark.parametrize("damage", ["truncate", "flip", "no_checksums"])
 def test_damaged_model_files_are_refused_at_load(tmp_path, damage, name, precision):
     """The file an engine is about to load is checked (the float experts for a float32 engine,

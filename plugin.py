@@ -93,6 +93,6 @@ class RsSagePlugin:
             self.provider = None
         import sys
 
-        engine_module = sys.modules.get(f"{__package__}.core.engine")  # loaded only if it was used
+        engine_module = sys.modules.get(f"{__package__}.core.model.engine")  # loaded only if it was used
         if engine_module is not None:
             engine_module.release_shared_engine()

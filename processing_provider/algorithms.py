@@ -96,7 +96,7 @@ class _Base(QgsProcessingAlgorithm):
 
     def _run_core(self, fn, feedback):
         from ..core.errors import RsSageError
-        from ..core.labeller import Cancelled
+        from ..core.imagery.labeller import Cancelled
 
         try:
             return fn()
@@ -156,7 +156,7 @@ class LabelRasterAlgorithm(_Base):
         self.addOutput(QgsProcessingOutputNumber("TILES", "Tiles labelled"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.labeller import LARGE_PLAN_TILES, LabelParams, label_raster
+        from ..core.imagery.labeller import LARGE_PLAN_TILES, LabelParams, label_raster
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         source = self._source(layer)
@@ -229,7 +229,7 @@ class ClassifyExtentAlgorithm(_Base):
             "OUTPUT", "Classified tiles", QgsProcessing.SourceType.TypeVectorPolygon))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.labeller import LabelParams, label_raster
+        from ..core.imagery.labeller import LabelParams, label_raster
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         source = self._source(layer)
@@ -278,7 +278,7 @@ class AskRegionAlgorithm(_Base):
         from qgis.core import QgsCoordinateTransform
         from shapely import wkb
 
-        from ..core.regions import ask_region
+        from ..core.questions.regions import ask_region
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         raster = self._source(layer)
@@ -298,7 +298,7 @@ class AskRegionAlgorithm(_Base):
                                           source.wkbType(), source.sourceCrs())
         ct = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext())
         eng = self._run_core(engine, feedback)
-        from ..core.tile_cache import EncodedTileCache
+        from ..core.imagery.tile_cache import EncodedTileCache
 
         cache = EncodedTileCache()  # overlapping regions share their tiles' encodings within this run
         total = max(source.featureCount(), 1)
@@ -359,7 +359,7 @@ def check_output_file(destination: str, inputs: list[str]) -> None:
             raise QgsProcessingException(f"The output {out} is the file of an input layer; writing it would "
                                          "destroy that layer. Choose another file name.")
     if out.lower().endswith(".gpkg") and os.path.isfile(out):
-        from ..core.labeller import other_layers
+        from ..core.imagery.labeller import other_layers
 
         others = other_layers(out)
         if others:
@@ -410,7 +410,7 @@ class FindSimilarAlgorithm(_Base):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry
 
-        from ..core.similar import load_store, query_vector, search
+        from ..core.questions.similar import load_store, query_vector, search
 
         store = self._run_core(lambda: load_store(self.parameterAsFile(parameters, "EMBEDDINGS", context)), feedback)
         examples = self._ids(self.parameterAsString(parameters, "EXAMPLES", context))

@@ -6,7 +6,7 @@ import importlib.util
 
 from qgis.core import QgsProcessingException
 
-from ..core.status import RUNTIME_PACKAGES
+from ..core.setup.status import RUNTIME_PACKAGES
 
 
 def check_dependencies() -> None:
@@ -22,8 +22,8 @@ def check_dependencies() -> None:
 def engine():
     """The process-wide engine (shared with the panel)."""
     check_dependencies()
-    from ..core.engine import shared_engine
     from ..core.errors import RsSageError
+    from ..core.model.engine import shared_engine
 
     try:
         return shared_engine()
@@ -33,6 +33,6 @@ def engine():
 
 def parse_labels(text: str) -> list[str] | None:
     """Class names by the panel's rule (commas, semicolons, new lines); empty: the model's list."""
-    from ..core.label_text import parse_labels as parse
+    from ..core.model.label_text import parse_labels as parse
 
     return parse(text) or None

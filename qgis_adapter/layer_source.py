@@ -48,7 +48,7 @@ class LayerSource:
             return None
         import numpy as np
 
-        from ..core.raster import Stretch
+        from ..core.imagery.raster import Stretch
 
         return Stretch(np.array(self.stretch_low, np.float32), np.array(self.stretch_high, np.float32))
 

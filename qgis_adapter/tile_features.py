@@ -1,4 +1,4 @@
-"""``core.tile_schema`` as QGIS fields and features (panel layer and Processing sink alike)."""
+"""``core.imagery.tile_schema`` as QGIS fields and features (panel layer and Processing sink alike)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..core.tile_schema import TILE_FIELDS, TileRecord
+from ..core.imagery.tile_schema import TILE_FIELDS, TileRecord
 from .field_types import DOUBLE, INT, STRING
 
 _QVARIANT = {int: INT, float: DOUBLE, str: STRING}
@@ -40,10 +40,10 @@ def tile_feature(record: TileRecord, fields: QgsFields) -> QgsFeature:
 
 def style_tiles(layer: QgsVectorLayer, labels: list[str], present: set[str],
                   colours: dict | None = None) -> None:
-    """Categorised by label with meaningful colours (``core.palette``, as in the class GeoTIFF),
+    """Categorised by label with meaningful colours (``core.imagery.palette``, as in the class GeoTIFF),
     semi-transparent, labelled."""
     if colours is None:
-        from ..core.palette import label_colours  # the text encoder: only when styling, never on import
+        from ..core.imagery.palette import label_colours  # the text encoder: only when styling, never on import
 
         colours = dict(zip(labels, label_colours(labels), strict=True))
     present = [lab for lab in labels if lab in present]

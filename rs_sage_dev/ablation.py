@@ -34,7 +34,7 @@ def _load(path: Path):
 def run_ablations(root: Path = ROOT, epochs: int = ABLATION_EPOCHS, variants=None) -> dict:
     import torch
 
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     from .model import KB_LEVELS, BaselineClassifier, ModelConfig
     from .training import CACHE, TrainConfig, TrainData, baseline_accuracy, evaluate_split, train

@@ -23,7 +23,7 @@ def _best_of(fn, repeat: int = 50) -> float:
 
 def bench_retrieval(batch: int = 64, k: int = 8) -> dict:
     """3 levels x top-k for a batch of queries through FAISS (what the engine does per batch)."""
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     kb = KnowledgeBase.load(user_dir=False)
     rng = np.random.default_rng(0)
@@ -46,7 +46,7 @@ def bench_engine(n: int = 256) -> dict:
     with the default view averaging and with one view (the fast path), for the shipped default
     (int8 graphs on CPU where their gates passed) and for float32; the roofline is taken on the float32 run, whose
     FLOPs compare with the float32 GEMM peak measured in the same run."""
-    from core.engine import DEFAULT_VIEWS, Engine
+    from core.model.engine import DEFAULT_VIEWS, Engine
 
     rng = np.random.default_rng(0)
     out: dict = {"tiles": n}
@@ -79,14 +79,14 @@ def bench_engine(n: int = 256) -> dict:
 
 def bench_repeat_question(size: int = 2048) -> dict:
     """Ask about a 1024 x 1024 px region (4 m/px) twice: the second question reuses the encoded
-    tiles (``core.tile_cache``), as the panel does; a different question too."""
+    tiles (``core.imagery.tile_cache``), as the panel does; a different question too."""
     import tempfile
 
     from shapely.geometry import box
 
-    from core.engine import Engine
-    from core.regions import ask_region
-    from core.tile_cache import EncodedTileCache
+    from core.imagery.tile_cache import EncodedTileCache
+    from core.model.engine import Engine
+    from core.questions.regions import ask_region
 
     engine = Engine.load(user_kb=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +119,7 @@ def run_bench(args: argparse.Namespace) -> int:
         res["cold_start"] = bench_cold()
         res["repeat_question"] = bench_repeat_question()
     if args.section == "similar":
-        from core.engine import Engine
+        from core.model.engine import Engine
 
         from .open_eval import embed_paths, split_images
         from .similar_eval import bench_million
@@ -215,8 +215,8 @@ def synthetic_raster(path: str, size: int, seed: int = 0) -> str:
 COLD_CHILD = """
 import json, sys, tempfile, time
 t0 = time.perf_counter()
-from core.engine import Engine
-from core.labeller import LabelParams, label_raster
+from core.model.engine import Engine
+from core.imagery.labeller import LabelParams, label_raster
 raster, text = sys.argv[1], sys.argv[2]
 t_import = time.perf_counter()
 text_encoder = None
@@ -274,8 +274,8 @@ def bench_dask(size: int = 8192, tile: int = 224) -> dict:
 
     from distributed import Client
 
-    from core.engine import Engine
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
+    from core.model.engine import Engine
     from core.scale_out.runner import local_cluster
 
     from .process_cluster import ProcessCluster
@@ -321,8 +321,8 @@ def bench_dask(size: int = 8192, tile: int = 224) -> dict:
 LABEL_CHILD = """
 import json, sys
 from rs_sage_dev.bench import peak_rss_mb, precision_name
-from core.engine import Engine
-from core.labeller import LabelParams, label_raster
+from core.model.engine import Engine
+from core.imagery.labeller import LabelParams, label_raster
 raster, tmp, tile = sys.argv[1], sys.argv[2], int(sys.argv[3])
 gsd = float(sys.argv[4]) if len(sys.argv) > 4 else 2.0
 engine = Engine.load(user_kb=False)
@@ -355,8 +355,8 @@ def bench_labeller(size: int = 8192, tile: int = 224, eager_tiles: int = 128) ->
     import sys
     import tempfile
 
-    from core.engine import Engine
-    from core.paths import PROJECT_ROOT
+    from core.model.engine import Engine
+    from core.setup.paths import PROJECT_ROOT
 
     with tempfile.TemporaryDirectory() as tmp:
         raster = synthetic_raster(f"{tmp}/synthetic.tif", size)
@@ -398,7 +398,7 @@ def bench_labeller_vrt(size: int = 50000, tile: int = 224, gsd: float = 8.0) -> 
     import sys
     import tempfile
 
-    from core.paths import PROJECT_ROOT
+    from core.setup.paths import PROJECT_ROOT
 
     with tempfile.TemporaryDirectory() as tmp:
         src = synthetic_raster(f"{tmp}/src.tif", 4096)
@@ -412,8 +412,8 @@ def bench_eager(raster: str, engine, tile: int, n: int, ort_tiles_per_s: float) 
     """The same model in PyTorch eager on the same tiles (read, resize, encode, retrieve, experts)."""
     import torch
 
-    from core.paths import PROJECT_ROOT
-    from core.raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
+    from core.imagery.raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
+    from core.setup.paths import PROJECT_ROOT
 
     from .evaluate import torch_scene_probs
     from .export import load_checkpoint

@@ -23,7 +23,7 @@ CONDITIONS = ("clean", "10 m", "30 m", "Landsat colour", "haze", "30 m + Landsat
 
 def collect(engine, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(relative scores, correct) for every validation image, condition and label list."""
-    from core.engine import relative_score
+    from core.model.engine import relative_score
 
     from .dataset import AID_LABEL_TEXT, DEFAULT_LABELS, image_path, load_samples
     from .ood_eval import BROAD_NAMES, degrade
@@ -84,14 +84,14 @@ def write_threshold(model_dir: Path, threshold: float) -> None:
         for k, v in props.items():
             m.metadata_props.add(key=k, value=v)
         onnx.save(m, str(model_dir / name))
-    from core.model_files import write_checksums
+    from core.model.model_files import write_checksums
 
     write_checksums(model_dir)
 
 
 def main(args: argparse.Namespace) -> int:
-    from core.engine import Engine
-    from core.paths import MODEL_DIR
+    from core.model.engine import Engine
+    from core.setup.paths import MODEL_DIR
 
     model_dir = Path(args.model_dir or MODEL_DIR)
     engine = Engine.load(model_dir, user_kb=False)

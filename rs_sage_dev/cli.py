@@ -11,7 +11,7 @@ import argparse
 import json
 
 from core.cli import command_adder, run_command
-from core.engine import DEFAULT_VIEWS, VIEW_SETS
+from core.model.engine import DEFAULT_VIEWS, VIEW_SETS
 
 DEV_COMMANDS = ("train", "export", "export-text", "eval", "open-eval", "calibrate", "bench", "data-card", "demo", "kb")
 
@@ -65,7 +65,7 @@ def _open_eval(args: argparse.Namespace) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     if args.write:
-        from core.paths import MODEL_DIR
+        from core.setup.paths import MODEL_DIR
 
         write_settings(Path(args.model_dir or MODEL_DIR), match_below=res["match_below"])
         print(f"wrote match_below={res['match_below']} into {args.model_dir or MODEL_DIR}")

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.paths import data_root
-from core.vocab import AID_CLASSES, AID_LABEL_TEXT, DEFAULT_LABELS  # noqa: F401 (re-exported)
+from core.model.vocab import AID_CLASSES, AID_LABEL_TEXT, DEFAULT_LABELS  # noqa: F401 (re-exported)
+from core.setup.paths import data_root
 
 VAL_FRACTION = 0.06
 

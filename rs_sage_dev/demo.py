@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.paths import PROJECT_ROOT, SAMPLE_DIR
+from core.setup.paths import PROJECT_ROOT, SAMPLE_DIR
 
 SAMPLE = SAMPLE_DIR / "rgbn_5m.tif"
 # 128 px tiles read at 3 m/px: 384 m x 384 m each, near the footprint of an AID scene and inside
@@ -18,8 +18,8 @@ GSD, TILE = 3.0, 128
 
 def run_demo(out: Path = PROJECT_ROOT / "out"):
     """Label the sample into out/demo_*; returns (label list, LabelResult)."""
-    from core.engine import Engine
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
+    from core.model.engine import Engine
 
     out.mkdir(parents=True, exist_ok=True)
     engine = Engine.load()

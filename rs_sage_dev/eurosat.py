@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.paths import data_root
+from core.setup.paths import data_root
 
 EUROSAT_CLASSES = [
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",

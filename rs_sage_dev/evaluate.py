@@ -135,7 +135,7 @@ def torch_scene_probs(model, engine, batch, labels: list[str]):
     are measured against."""
     import torch
 
-    from core.engine import VIEW_SETS, dihedral
+    from core.model.engine import VIEW_SETS, dihedral
 
     from .model import KB_LEVELS, retrieve_torch
 
@@ -171,7 +171,7 @@ def torch_agreement(engine, images, samples, checkpoint: Path) -> dict:
 
 def evaluate(model_dir=None, limit=None, checkpoint: Path | None = None, views: int | None = None,
              precision: str = "auto") -> dict:
-    from core.engine import DEFAULT_VIEWS, Engine
+    from core.model.engine import DEFAULT_VIEWS, Engine
 
     engine = Engine.load(model_dir, user_kb=False, views=views or DEFAULT_VIEWS, precision=precision)
     t0 = time.time()
@@ -210,7 +210,7 @@ def _publish_logs(ablations: dict, folder: Path) -> None:
 
 def run_ood(args: argparse.Namespace) -> int:
     """The out-of-domain suite alone: ``docs/ood[_TAG].json``, then the results page again."""
-    from core.engine import DEFAULT_VIEWS, Engine
+    from core.model.engine import DEFAULT_VIEWS, Engine
 
     from .ood_eval import evaluate_ood
     from .results_page import write_results

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from core import __version__
-from core.paths import MODEL_DIR
+from core.setup.paths import MODEL_DIR
 
 # AID images are 600 px at 0.5-8 m downsized to 150 px: 2-32 m per pixel as seen in training.
 GSD_RANGE_M = (2.0, 32.0)
@@ -125,7 +125,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path | None = None) -> di
         for key, value in {**common, **extra[path.name]}.items():
             m.metadata_props.add(key=key, value=json.dumps(value))
         onnx.save(m, str(path))
-    from core.model_files import write_checksums
+    from core.model.model_files import write_checksums
 
     write_checksums(out)
     return {"encoder": enc_path, "experts": exp_path}

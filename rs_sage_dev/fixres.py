@@ -66,7 +66,7 @@ def measure(checkpoint: str, sizes: list[int], out: Path, split: str = "val") ->
     ``out/<size>/model.pt`` and ``out/fixres.json``."""
     import torch
 
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     from .model import KB_LEVELS, ModelConfig, RsSageModel
     from .training import TrainData, default_cache, evaluate_split

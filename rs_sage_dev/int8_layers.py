@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.paths import MODEL_DIR
+from core.setup.paths import MODEL_DIR
 
 from . import quantize as q
 
@@ -57,7 +57,7 @@ def variants(model_dir: Path) -> dict[str, dict | None]:
 
 
 def build(work: Path, name: str, options: dict | None, model_dir: Path = MODEL_DIR) -> Path:
-    from core.model_files import write_checksums
+    from core.model.model_files import write_checksums
 
     out = work / name
     if (out / "model.json").is_file():
@@ -94,7 +94,7 @@ def encoder_ms_per_tile(model_dir: Path, batch: int = 32) -> float:
 
 
 def validation_predictions(model_dir: Path) -> dict[str, np.ndarray]:
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     from .open_eval import AID_NAMES, EUROSAT_NAMES, embed_paths, split_images
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.knowledge import EMBEDDINGS_FILE, ENTRIES_FILE, MANIFEST_FILE, Entry, checksum, write_entries
-from core.paths import KB_DIR, data_root
+from core.model.knowledge import EMBEDDINGS_FILE, ENTRIES_FILE, MANIFEST_FILE, Entry, checksum, write_entries
+from core.setup.paths import KB_DIR, data_root
 
 from .kb_sources import ATTRIBUTES, DETECTION_OBJECTS, SCENES
 from .textproc import lemma_phrase, noun_phrases, tokens
@@ -146,7 +146,7 @@ def build_entries(root: Path) -> list[Entry]:
 
 
 def build(out_dir: Path | None = None, root: Path | None = None) -> dict:
-    from core.text_encoder import DIM, ENCODER_NAME
+    from core.model.text_encoder import DIM, ENCODER_NAME
 
     from .text_export import TorchTextEncoder
 
@@ -159,7 +159,7 @@ def build(out_dir: Path | None = None, root: Path | None = None) -> dict:
 
     import faiss
 
-    from core.knowledge import LEVELS
+    from core.model.knowledge import LEVELS
     counts = {}
     for level in LEVELS:
         rows = [i for i, e in enumerate(entries) if e.level == level]

@@ -54,7 +54,7 @@ def pretrained_features(cache: Path) -> dict[tuple[str, str], tuple[np.ndarray, 
 
 
 def probe(cache: Path, lams=(10, 100, 1000, 10000)) -> list[dict]:
-    from core.text_encoder import shared_encoder
+    from core.model.text_encoder import shared_encoder
 
     enc = shared_encoder()
     feats = pretrained_features(cache)

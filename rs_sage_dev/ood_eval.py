@@ -116,7 +116,7 @@ def degrade(img: np.ndarray, condition: str, rng: np.random.Generator) -> np.nda
 
 def training_texts() -> set[str]:
     """Every label text the scene head is trained against (lower case)."""
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     from .training import BROAD_CONCEPTS, class_phrasings
 
@@ -171,9 +171,9 @@ def label_wording(engine, tokens, queries, samples) -> dict:
 
 def real_tiles(engine, path: Path = REAL_TILES) -> dict:
     """Hand-labelled tiles of real rasters, read exactly as the labeller reads them."""
-    from core.paths import data_root
-    from core.raster import open_raster, read_valid_tile
-    from core.valid_pixels import valid_stretch
+    from core.imagery.raster import open_raster, read_valid_tile
+    from core.imagery.valid_pixels import valid_stretch
+    from core.setup.paths import data_root
 
     if not path.is_file():
         return {"skipped": f"{path} not found"}

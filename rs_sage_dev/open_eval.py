@@ -34,7 +34,7 @@ EUROSAT_NAMES = [EUROSAT_TEXTS[c][0] for c in EUROSAT_CLASSES]
 
 def split_images(dataset: str, split: str, limit: int | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
     """(image paths, class index within the data set, class names) of one split."""
-    from core.paths import data_root
+    from core.setup.paths import data_root
 
     if dataset == "aid":
         from .dataset import image_path, load_samples
@@ -147,7 +147,7 @@ def synthetic_non_scenes(n: int, size: int = 160, seed: int = 0) -> dict[str, li
 
 def run_open_eval(model_dir: Path | None, leave_out: tuple[str, ...] = (), limit: int | None = None,
                   calibrate: bool = False, threads: int | None = None) -> dict:
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     engine = Engine.load(model_dir, user_kb=False, threads=threads)
     text = engine.label_embeddings
@@ -192,7 +192,7 @@ def write_settings(model_dir: Path, **values) -> None:
     """Into model.json and every ONNX file's metadata (float and int8)."""
     import onnx
 
-    from core.model_files import write_checksums
+    from core.model.model_files import write_checksums
 
     sidecar = model_dir / "model.json"
     meta = json.loads(sidecar.read_text())

@@ -59,7 +59,7 @@ class OpenData:
     """AID (TrainData: questions, captions, objects) plus EuroSAT features and the text pool."""
 
     def __init__(self, cache: Path, kb, leave_out: tuple[str, ...] = ()):
-        from core.text_encoder import shared_encoder
+        from core.model.text_encoder import shared_encoder
 
         unknown = set(leave_out) - set(OPEN_CLASSES)
         if unknown:
@@ -145,7 +145,7 @@ def train_open(tc: TrainConfig) -> Path:
 
     import torch
 
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     from .dataset import AID_LABEL_TEXT
     from .eurosat import prepare_eurosat

@@ -88,7 +88,7 @@ def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEW
             size: int = INPUT_SIZE, frozen_blocks: int | None = None) -> None:
     import onnxruntime as ort
 
-    from core.text_encoder import shared_encoder
+    from core.model.text_encoder import shared_encoder
 
     from .questions import generate
 

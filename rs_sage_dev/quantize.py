@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.paths import MODEL_DIR
+from core.setup.paths import MODEL_DIR
 
 
 def input_size(model_dir: Path = MODEL_DIR) -> int:
@@ -44,7 +44,7 @@ def calibration_images(n: int = 200, seed: int = 0, size: int = 160, eurosat_sha
     pick = rng.choice(len(train), size=min(n - n_eu, len(train)), replace=False)
     paths = [image_path(train[i]) for i in pick]
     if n_eu:
-        from core.paths import data_root
+        from core.setup.paths import data_root
 
         from .eurosat import load_eurosat
 
@@ -103,7 +103,7 @@ def float_nodes(model_path: Path, prefixes: tuple[str, ...] = FLOAT_ENCODER_LAYE
 def quantize_encoder(out_dir: Path, n: int = 200, model_dir: Path = MODEL_DIR) -> Path:
     """int8 encoder (from ``model_dir``'s float one, FLOAT_ENCODER_LAYERS left in float32) beside
     its float experts in ``out_dir``."""
-    from core.model_files import write_checksums
+    from core.model.model_files import write_checksums
 
     out_dir.mkdir(parents=True, exist_ok=True)
     images = calibration_images(n, size=input_size(model_dir))
@@ -125,7 +125,7 @@ def expert_feeds(n: int = 200, seed: int = 0, batch: int = 16,
     images only: the float32 encoder's tokens of one view per image (the int8 encoder's differ by
     its rounding; the gate measures the pair that ships), retrieval with the default question and
     with one generated training question."""
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     from .dataset import load_samples
     from .questions import generate
@@ -154,7 +154,7 @@ def quantize_experts(out_dir: Path, model_dir: Path = MODEL_DIR, n: int = 200) -
     them 2x faster on this CPU (96 views: 58 -> 29 ms). Static, not dynamic: dynamic quantisation
     takes one activation scale per run, so a tile's scores changed (by up to 0.0027) with the
     other tiles of its batch, and a Dask run no longer matched a single-process one."""
-    from core.model_files import write_checksums
+    from core.model.model_files import write_checksums
 
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / "experts.onnx"
@@ -200,7 +200,7 @@ def install_int8(measured_dir: Path, gate: dict, model_dir: Path = MODEL_DIR, pa
     ``gate``: {"float32": {...}, "int8": {...}} of the same metrics (percent). Accepted only if no
     metric drops by more than GATE_PT; the engine uses it (on CPU) only when accepted.
     """
-    from core.model_files import write_checksums
+    from core.model.model_files import write_checksums
 
     drops = {k: round(gate["float32"][k] - gate["int8"][k], 2) for k in gate["float32"]}
     accepted = all(d <= GATE_PT for d in drops.values())

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from core.paths import data_root
+from core.setup.paths import data_root
 
 SOURCE = Path("vqa") / "rsvqa_lr_test_text" / "RSVQA_LR_test_qa_with_model_answers.jsonl"
 OUT = Path(__file__).resolve().parent.parent / "docs" / "question_coverage.json"
@@ -32,7 +32,7 @@ def question_text(raw: str) -> str:
 
 def outcome(question: str) -> str:
     from core.errors import RsSageError
-    from core.question_parse import UnsupportedQuestionError, parse_question
+    from core.questions.question_parse import UnsupportedQuestionError, parse_question
 
     try:
         return parse_question(question).type

@@ -14,7 +14,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from core.vocab import ANSWERS, COUNT_BINS, QUESTION_TYPES, TYPE_ANSWERS, count_bin  # noqa: F401 (re-exported)
+from core.model.vocab import ANSWERS, COUNT_BINS, QUESTION_TYPES, TYPE_ANSWERS, count_bin  # noqa: F401 (re-exported)
 
 from .dataset import AID_LABEL_TEXT, Sample
 from .kb_build import NOT_OBJECTS, canonical_object

@@ -29,7 +29,7 @@ def write_results(res: dict, path: Path) -> None:
         lines.append(f"| torch checkpoint `{tc['checkpoint']}`, same images and views | "
                      f"{tc['torch_top1'] * 100:.2f} % (onnxruntime {c['top1'] * 100:.2f} %) |")
     lines += ["", f"Views averaged per image: {res.get('views', 1)} (rotations, then mirrored rotations; "
-              "`core.engine.VIEW_SETS`, chosen on validation images with `scripts/tta_val.py`).", ""]
+              "`core.model.engine.VIEW_SETS`, chosen on validation images with `scripts/tta_val.py`).", ""]
     lines += ["## Per-class accuracy (top-1)", "", "| class | accuracy |", "|---|---|"]
     for name, acc in sorted(c["per_class"].items(), key=lambda kv: kv[1]):
         lines.append(f"| {name} | {acc * 100:.1f} % |")
@@ -111,7 +111,7 @@ def _int8_gate() -> list[str]:
     """The int8 graphs' accuracy gates, from the shipped model.json."""
     import json
 
-    from core.paths import MODEL_DIR
+    from core.setup.paths import MODEL_DIR
 
     try:
         meta = json.loads((MODEL_DIR / "model.json").read_text())

@@ -27,7 +27,7 @@ GAMMAS = np.round(np.arange(0.0, 0.405, 0.01), 3)
 
 def trained_texts(leave_out: tuple[str, ...]) -> list[str]:
     """Every class text (names, aliases, descriptions) the model's class losses saw."""
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     from .open_vocab import OPEN_CLASSES, class_texts
 
@@ -38,7 +38,7 @@ def trained_texts(leave_out: tuple[str, ...]) -> list[str]:
 def vocabulary(leave_out: tuple[str, ...]) -> list[str]:
     """Every text the stand-in's losses pulled images towards: kept class texts, the objects
     mined from captions (knowledge-base object rows) and the broad land-cover words."""
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     from .training import BROAD_CONCEPTS
 
@@ -64,7 +64,7 @@ def kb_descriptions(names: list[str]) -> list[str | None]:
     the label instead of the image): the scene row whose name or alias is the label, ignoring case,
     else None. The descriptions are written texts of what each scene looks like from above, not
     mined from any image."""
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     rows = KnowledgeBase.load(user_dir=False).rows_of("scene")
     index = {}
@@ -116,8 +116,8 @@ def _embeddings(engine, model_dir, ds: str, split: str, paths) -> np.ndarray:
 
 
 def run(model_dir: Path | None, leave_out: tuple[str, ...], limit: int | None = None) -> dict:
-    from core.engine import Engine
-    from core.text_encoder import shared_encoder
+    from core.model.engine import Engine
+    from core.model.text_encoder import shared_encoder
 
     engine = Engine.load(model_dir, user_kb=False)
     trained = shared_encoder().encode(trained_texts(leave_out))
@@ -153,7 +153,7 @@ def run(model_dir: Path | None, leave_out: tuple[str, ...], limit: int | None = 
     pval = {f"tau={t} k={k} alpha={a}": _combined_h(list(proj_figures("val", t, k, a).values())) for t, k, a in grid}
     pbest = max(grid, key=lambda g: pval[f"tau={g[0]} k={g[1]} alpha={g[2]}"])
     # The third rule: labels expanded with their knowledge-base descriptions (alpha on validation).
-    from core.text_encoder import shared_encoder as _enc
+    from core.model.text_encoder import shared_encoder as _enc
 
     encode = _enc().encode
 

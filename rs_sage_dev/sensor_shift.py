@@ -60,8 +60,8 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 def sixteen_bit_stretch(img: np.ndarray, offsets, gains, low_pct: float = 2, high_pct: float = 98) -> np.ndarray:
     """As 16-bit digital numbers (offset + gain * radiance per band), then back to 8 bits through
-    the labeller's own per-band percentile stretch (``core.raster.Stretch``)."""
-    from core.raster import Stretch
+    the labeller's own per-band percentile stretch (``core.imagery.raster.Stretch``)."""
+    from core.imagery.raster import Stretch
 
     dn = np.asarray(offsets, np.float32) + img * np.asarray(gains, np.float32)
     dn = np.round(dn).astype(np.uint16).transpose(2, 0, 1)

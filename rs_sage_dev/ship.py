@@ -34,7 +34,7 @@ def gate_metrics(model_dir: Path, precision: str) -> dict:
         res = evaluate(model_dir, None, None, views, precision)
         out[f"aid_test_top1_{views}view"] = round(100 * res["classification"]["top1"], 2)
         out[f"vqa_average_{views}view"] = round(100 * res["vqa"]["average"], 2)
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     engine = Engine.load(model_dir, user_kb=False, precision=precision)
     paths, labels, _ = split_images("eurosat", "test")
@@ -60,7 +60,7 @@ def ship(checkpoint: Path, work: Path) -> Path:
 
 def quantize_and_gate(model: Path, work: Path) -> Path:
     """Steps 3 and 4 on an exported, calibrated float model folder (``--requantize``)."""
-    from core.model_files import write_checksums
+    from core.model.model_files import write_checksums
 
     from .quantize import quantize_encoder, quantize_experts
 

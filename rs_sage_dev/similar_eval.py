@@ -4,7 +4,7 @@
   image in turn), the other test images searched; the share of the 10 nearest that are of the
   example's class, averaged per class. Query by words: the class's plain name as the query.
 - ``bench_million``: 1,000,000 stored vectors (the test embeddings plus small Gaussian offsets,
-  so they cluster like real tiles), search time per query of the index ``core.similar`` builds
+  so they cluster like real tiles), search time per query of the index ``core.questions.similar`` builds
   at that size, its recall@10 against exact search, and its memory.
 """
 
@@ -30,7 +30,7 @@ def precision_at_10(emb: np.ndarray, labels: np.ndarray, classes: list[str], nam
 
 
 def run(model_dir=None) -> dict:
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     from .open_eval import AID_NAMES, EUROSAT_NAMES, embed_paths, split_images
 
@@ -48,7 +48,7 @@ def run(model_dir=None) -> dict:
 def bench_million(base: np.ndarray, n: int = 1_000_000, queries: int = 100, seed: int = 0) -> dict:
     import faiss
 
-    from core.similar import EXACT_MAX, make_index
+    from core.questions.similar import EXACT_MAX, make_index
 
     rng = np.random.default_rng(seed)
     x = base[rng.integers(0, len(base), n)] + rng.normal(0, 0.05, (n, base.shape[1])).astype(np.float32)

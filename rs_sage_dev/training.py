@@ -168,7 +168,7 @@ class TrainData:
     """Everything a step needs, as arrays indexed by image position in the cache."""
 
     def __init__(self, cache: Path, kb):
-        from core.text_encoder import shared_encoder
+        from core.model.text_encoder import shared_encoder
 
         from .dataset import load_samples
         from .questions import ANSWERS, generate, mentions
@@ -431,7 +431,7 @@ def baseline_accuracy(model, data: TrainData, split: str) -> float:
 def train(tc: TrainConfig) -> Path:
     import torch
 
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     from .model import KB_LEVELS, RsSageModel, retrieve_torch
 

@@ -40,7 +40,7 @@ def main() -> int:
             (out / "wall_seconds.txt").write_text(f"{time.time() - t0:.0f}\n")
     if args.train_only:
         return 0
-    from core.engine import Engine
+    from core.model.engine import Engine
     from rs_sage_dev.evaluate import load_test_images
     from rs_sage_dev.export import export_onnx
     from rs_sage_dev.ood_eval import evaluate_ood

@@ -39,7 +39,7 @@ def checkout_models(commit: str, dest: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("engines", nargs="+", metavar="PRECISION@DIR|PRECISION@git:COMMIT")

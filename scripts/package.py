@@ -1,5 +1,5 @@
 """``make package``: the plugin ZIP (code, icons, knowledge base: what the official QGIS plugin
-repository takes, at most 20 MB) and the model pack beside it (``core.model_pack``).
+repository takes, at most 20 MB) and the model pack beside it (``core.setup.model_pack``).
 
     python3 scripts/package.py OUT_DIR        -> OUT_DIR/rs_sage.zip, OUT_DIR/rs_sage-models-<v>.zip
 
@@ -47,8 +47,8 @@ def build_zip(out: Path, root: Path = ROOT) -> list[str]:
 
 
 def main(out_dir: str) -> None:
-    from core.model_pack import build_pack
-    from core.paths import MODEL_DIR, RESOURCES, TEXT_ENCODER_DIR
+    from core.setup.model_pack import build_pack
+    from core.setup.paths import MODEL_DIR, RESOURCES, TEXT_ENCODER_DIR
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

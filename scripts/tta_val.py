@@ -1,6 +1,6 @@
 """Validation check of test-time augmentation: does averaging rotated views help?
 
-Runs the shipped engine with 1, 2, 4 and 8 views (``core.engine.VIEW_SETS``) on the validation
+Runs the shipped engine with 1, 2, 4 and 8 views (``core.model.engine.VIEW_SETS``) on the validation
 images only, never test. The engine's default number of views was chosen from this output.
 Run: ``.venv/bin/python scripts/tta_val.py``.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.engine import VIEW_SETS, Engine  # noqa: E402
+from core.model.engine import VIEW_SETS, Engine  # noqa: E402
 from rs_sage_dev.dataset import DEFAULT_LABELS, image_path, load_samples  # noqa: E402
 from rs_sage_dev.prepare import load_rgb  # noqa: E402
 

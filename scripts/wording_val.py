@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> int:
-    from core.engine import Engine
+    from core.model.engine import Engine
     from rs_sage_dev.dataset import image_path, load_samples
     from rs_sage_dev.ood_eval import BROAD_NAMES, BROAD_UNSEEN, OTHER_NAMES, label_wording
     from rs_sage_dev.prepare import load_rgb

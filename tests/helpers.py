@@ -15,7 +15,7 @@ def digest(path) -> str:
 
 
 def fixture_tiles(name: str = "rgbn_clip.tif", size: int = 128, bands=None) -> list[np.ndarray]:
-    from core.raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
+    from core.imagery.raster import default_rgb_bands, open_raster, percentile_stretch, read_rgb
 
     ds = open_raster(FIXTURES / name)
     bands = bands or default_rgb_bands(ds)

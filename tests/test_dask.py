@@ -9,7 +9,7 @@ import pytest
 from helpers import FIXTURES
 
 from core.errors import RsSageError
-from core.labeller import Cancelled, LabelParams, label_raster
+from core.imagery.labeller import Cancelled, LabelParams, label_raster
 
 distributed = pytest.importorskip("distributed")
 
@@ -38,7 +38,7 @@ def _classes(path):
 
 @pytest.fixture(scope="module")
 def engine():
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     return Engine.load(user_kb=False)
 
@@ -155,7 +155,7 @@ def test_missing_dask_is_a_clear_message(tmp_path):
 
 
 def test_embeddings_are_the_same_with_and_without_dask(tmp_path, engine, cluster):
-    from core.similar import load_store
+    from core.questions.similar import load_store
 
     a = label_raster(LabelParams(RASTER, None, gsd=5, tile=64, labels=["water", "forest"],
                                  embeddings=str(tmp_path / "one.gpkg")), engine)
@@ -187,7 +187,7 @@ def test_no_scheduler_is_one_line_in_seconds_before_the_model_loads(tmp_path, ca
 
 
 def test_partial_journal_files_of_a_killed_run_are_cleaned(tmp_path):
-    from core.labeller import clean_stale_partials
+    from core.imagery.labeller import clean_stale_partials
 
     dead = 2 ** 22 + 12345  # no such process
     names = [f".t.partial-{dead}.gpkg", f".t.partial-{dead}.gpkg-journal", f".t.partial-{dead}.gpkg-wal"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES
 
-from core.labeller import LabelParams, label_raster
+from core.imagery.labeller import LabelParams, label_raster
 from rs_sage_dev.process_cluster import ProcessCluster, free_port
 
 distributed = pytest.importorskip("distributed")
@@ -50,7 +50,7 @@ def cluster(tmp_path):
 
 @pytest.fixture(scope="module")
 def engine():
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     return Engine.load(user_kb=False)
 
@@ -85,8 +85,8 @@ def test_real_cluster_writes_what_one_process_writes_and_caches_the_pack(tmp_pat
     packs = list((cluster.cache / "packs").iterdir())
     assert len(packs) == 1 and (packs[0] / "models" / "encoder.onnx").is_file()
     # A second run finds the pack on the scheduler and the workers: nothing is sent again.
-    from core.paths import text_encoder_dir
     from core.scale_out.ship import ship
+    from core.setup.paths import text_encoder_dir
 
     with Client(cluster.address) as c:
         again = ship(c, Path(engine.model_dir), text_encoder_dir())

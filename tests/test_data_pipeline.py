@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from core.question_parse import parse_question
+from core.questions.question_parse import parse_question
 from rs_sage_dev.kb_build import canonical_object
 from rs_sage_dev.questions import TEMPLATES, count_bin
 from rs_sage_dev.textproc import counted_objects, lemma, noun_phrases, plural

@@ -4,8 +4,8 @@ import json
 import os
 import sys
 
-from core import deps
-from core.doctor import as_text, report
+from core.setup import deps
+from core.setup.doctor import as_text, report
 
 
 def _installed_before(base):
@@ -70,7 +70,7 @@ def test_doctor_reports_providers_and_verified_checksums():
 
 
 def test_the_checkout_is_ready_with_its_model_files():
-    from core.status import plugin_status
+    from core.setup.status import plugin_status
 
     st = plugin_status()
     assert {"encoder.onnx", "experts.onnx"} <= set(st.models) and not st.models_missing
@@ -83,7 +83,7 @@ def test_qgis_python_is_found_from_qgis_never_from_path(tmp_path, monkeypatch):
     interpreter (here one that claims numpy 2 and the wrong version) must not be chosen."""
     import sys
 
-    from core import deps
+    from core.setup import deps
 
     fake = tmp_path / "pyenv" / "bin"
     fake.mkdir(parents=True)
@@ -111,7 +111,7 @@ def test_qgis_python_is_found_from_qgis_never_from_path(tmp_path, monkeypatch):
 def test_a_lock_file_pins_every_package_with_hashes_and_no_resolver(tmp_path):
     """With a lock for this Python, platform and numpy, pip installs exactly the listed wheels
     (hash-checked, --no-deps); without one it falls back to the lower bounds with numpy held."""
-    from core import deps
+    from core.setup import deps
 
     lock = deps.lock_file("1.24.2")
     if deps.platform_key() == "python3.11-linux_x86_64":
@@ -133,7 +133,7 @@ def test_a_lock_file_pins_every_package_with_hashes_and_no_resolver(tmp_path):
 def test_write_lock_lists_each_wheel_with_its_sha256(tmp_path):
     import hashlib
 
-    from core import deps
+    from core.setup import deps
 
     wheels = tmp_path / "w"
     wheels.mkdir()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from helpers import fixture_tiles
 
-from core.engine import Engine
 from core.errors import ModelError, RsSageError
-from core.paths import PROJECT_ROOT
+from core.model.engine import Engine
+from core.setup.paths import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_torch_and_onnxruntime_agree_on_real_images(tmp_path, tiles, frozen_bloc
     import onnxruntime as ort
     import torch
 
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
     from rs_sage_dev.export import export_onnx
     from rs_sage_dev.model import ModelConfig, RsSageModel, retrieve_torch
     from rs_sage_dev.questions import ANSWERS
@@ -120,14 +120,14 @@ def test_bad_input_raises_clear_value_errors(engine, tiles, call, message):
 def test_knowledge_base_mismatch_is_refused(tmp_path):
     import shutil
 
-    from core.paths import KB_DIR
+    from core.setup.paths import KB_DIR
     from rs_sage_dev.kb_build import build  # noqa: F401  (the folder layout it writes)
 
     kb = tmp_path / "kb"
     shutil.copytree(KB_DIR, kb)
     emb = np.load(kb / "embeddings.npy")
     np.save(kb / "embeddings.npy", emb[::-1].copy())
-    from core.knowledge import checksum
+    from core.model.knowledge import checksum
 
     m = json.loads((kb / "manifest.json").read_text())
     m["checksum"] = checksum(kb)  # a consistent base, but not the one the model was trained with
@@ -215,7 +215,7 @@ def test_view_count_is_checked_and_one_view_is_the_fast_path(tiles):
 
 
 def _int8_shipped() -> bool:
-    from core.paths import MODEL_DIR
+    from core.setup.paths import MODEL_DIR
 
     return (MODEL_DIR / "encoder.int8.onnx").is_file() and (MODEL_DIR / "experts.int8.onnx").is_file()
 
@@ -227,7 +227,7 @@ INT8 = pytest.mark.skipif(not _int8_shipped(), reason="this model ships no int8 
 def test_without_int8_graphs_the_engine_runs_float32_and_says_why():
     import json
 
-    from core.paths import MODEL_DIR
+    from core.setup.paths import MODEL_DIR
 
     meta = json.loads((MODEL_DIR / "model.json").read_text())
     if _int8_shipped():
@@ -243,7 +243,7 @@ def test_int8_encoder_is_used_only_when_its_gate_passed_and_is_checksummed(tmp_p
     import shutil
 
     from core.errors import ModelError
-    from core.paths import MODEL_DIR
+    from core.setup.paths import MODEL_DIR
 
     models = tmp_path / "models"
     shutil.copytree(MODEL_DIR, models)
@@ -273,7 +273,7 @@ def test_int8_experts_follow_their_own_gate_and_agree_with_float(tmp_path, tiles
     import json
     import shutil
 
-    from core.paths import MODEL_DIR
+    from core.setup.paths import MODEL_DIR
 
     models = tmp_path / "models"
     shutil.copytree(MODEL_DIR, models)

@@ -16,7 +16,7 @@ CASES = int(os.environ.get("FUZZ_CASES", "12"))
 
 @pytest.fixture(scope="module")
 def engine():
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     return Engine.load(user_kb=False, views=1)
 
@@ -54,7 +54,7 @@ def random_raster(path, rng):
 
 @pytest.mark.parametrize("seed", range(CASES))
 def test_random_rasters_through_the_labeller(engine, tmp_path, seed):
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
 
     rng = np.random.default_rng(seed)
     src = tmp_path / "in.tif"
@@ -77,7 +77,7 @@ def test_random_rasters_through_the_labeller(engine, tmp_path, seed):
 
 @pytest.mark.parametrize("seed", range(CASES))
 def test_random_strings_through_ask_and_import(engine, tmp_path, seed):
-    from core.knowledge import KnowledgeBase, UserKnowledge, read_import_file
+    from core.model.knowledge import KnowledgeBase, UserKnowledge, read_import_file
 
     rng = np.random.default_rng(1000 + seed)
     alphabet = list("abcdefghijklmnopqrstuvwxyz ?,;\"'\n\t0123456789") + ["é", "水", "\ufeff", "\x00"]

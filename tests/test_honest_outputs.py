@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from helpers import FIXTURES
 
-from core.engine import Engine, relative_score
-from core.labeller import LabelParams, label_raster, tile_gsd
+from core.imagery.labeller import LabelParams, label_raster, tile_gsd
+from core.model.engine import Engine, relative_score
 from rs_sage_dev.calibrate import choose_threshold
 
 
@@ -61,7 +61,7 @@ def test_the_shipped_model_has_a_threshold():
     """0.2.0: 'none of these' (an absolute cosine, chosen on validation) carries the uncertainty;
     the relative 'ambiguous' rule found no threshold under which answers are wrong half the time
     (docs/uncertainty.json), so it is 0 and never fires."""
-    from core.presets import model_settings
+    from core.setup.presets import model_settings
 
     s = model_settings()
     assert 0 < s.get("match_below", -1) < 1 and 0 <= s.get("uncertain_below", 0) < 1

@@ -38,7 +38,7 @@ def test_zip_offline_install_and_classify_without_torch(tmp_path):
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(plugins)
     plugin = plugins / "rs_sage"
-    assert (plugin / "core" / "engine.py").is_file() and (plugin / "resources" / "model_pack.json").is_file()
+    assert (plugin / "core" / "model" / "engine.py").is_file() and (plugin / "resources" / "model_pack.json").is_file()
     assert not (plugin / "rs_sage_dev").exists() and not (plugin / "tests").exists()
     assert not (plugin / "resources" / "models").exists() and not (plugin / "resources" / "text_encoder").exists()
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from core.errors import KnowledgeBaseError
-from core.knowledge import KnowledgeBase, UserKnowledge, read_import_file
-from core.paths import KB_DIR
-from core.text_encoder import shared_encoder
+from core.model.knowledge import KnowledgeBase, UserKnowledge, read_import_file
+from core.model.text_encoder import shared_encoder
+from core.setup.paths import KB_DIR
 
 # query -> names any of which must rank first at the given level
 RETRIEVAL_CASES = [
@@ -143,7 +143,7 @@ def test_a_broken_user_line_is_skipped_with_a_warning(kb, tmp_path):
     path = tmp_path / "user" / "entries.jsonl"
     path.write_text(path.read_text() + '{"id": "user:object:broken", "level": "object", "na\n{not json}\n')
     warnings = []
-    from core.knowledge import read_user_entries
+    from core.model.knowledge import read_user_entries
 
     entries = read_user_entries(path, warnings.append)
     assert [e.name for e in entries] == ["wind turbine"]

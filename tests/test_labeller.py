@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from helpers import FIXTURES
 
-from core.engine import Engine
-from core.labeller import Cancelled, LabelParams, label_raster
-from core.paths import PROJECT_ROOT
-from core.tiling import tiles_along
+from core.imagery.labeller import Cancelled, LabelParams, label_raster
+from core.imagery.tiling import tiles_along
+from core.model.engine import Engine
+from core.setup.paths import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

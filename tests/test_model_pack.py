@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core.model_pack import (
+from core.setup.model_pack import (
     PackCancelledError,
     PackError,
     PackInfo,

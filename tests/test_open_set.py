@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from helpers import fixture_tiles
 
-from core.scene_check import not_a_scene, scene_flags
+from core.model.scene_check import not_a_scene, scene_flags
 from rs_sage_dev.open_eval import synthetic_non_scenes
 
 
 @pytest.fixture(scope="module")
 def engine():
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     return Engine.load(user_kb=False)
 

@@ -8,7 +8,7 @@ import pytest
 from helpers import FIXTURES, digest
 
 from core.cli import main
-from core.labeller import LabelParams, clean_stale_partials, label_raster
+from core.imagery.labeller import LabelParams, clean_stale_partials, label_raster
 
 
 def run(raster, out, *extra):
@@ -54,7 +54,7 @@ def test_nonsense_numbers_are_refused_by_name(raster, tmp_path, capsys, flags, m
 def test_many_labels_get_a_wide_class_raster(tmp_path):
     from osgeo import gdal
 
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     labels = [f"class number {i}" for i in range(300)]
     p = LabelParams(str(FIXTURES / "rgbn_clip.tif"), str(tmp_path / "m.gpkg"), out_tif=str(tmp_path / "m.tif"),
@@ -83,7 +83,7 @@ def test_sixteen_bit_png_is_stretched_not_white(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from core.predict_cli import read_image
+    from core.cli.predict import read_image
 
     ramp = np.tile(np.linspace(2000, 30000, 64), (64, 1)).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "dn.png")
@@ -114,9 +114,9 @@ def test_damaged_model_files_are_refused_at_load(tmp_path, damage, name, precisi
     the int8 ones for the default engine on CPU), before onnxruntime parses it."""
     import json
 
-    from core.engine import Engine
     from core.errors import ModelError
-    from core.paths import MODEL_DIR
+    from core.model.engine import Engine
+    from core.setup.paths import MODEL_DIR
 
     models = tmp_path / "models"
     shutil.copytree(MODEL_DIR, models)

@@ -418,7 +418,7 @@ def test_unsupported_question_is_refused_in_the_panel(dock, qgis_iface):
 def test_install_buttons_only_when_packages_are_missing_and_diagnostics_copied(dock, monkeypatch):
     import rs_sage.ui.dock as dock_module
     from qgis.PyQt.QtWidgets import QApplication
-    from rs_sage.core.status import plugin_status
+    from rs_sage.core.setup.status import plugin_status
 
     assert dock.install_button.isHidden() and dock.install_wheels_button.isHidden()
     missing = plugin_status()
@@ -487,7 +487,7 @@ def test_processing_sees_the_layer_as_the_panel_does(dock, qgis_iface, qgis_proc
 
 
 def test_one_line_comma_labels_are_four_classes_everywhere(dock):
-    from rs_sage.core.label_text import parse_labels
+    from rs_sage.core.model.label_text import parse_labels
     from rs_sage.processing_provider.common import parse_labels as processing_labels
 
     dock.preset.setCurrentText("Custom list (below)")
@@ -526,7 +526,7 @@ def test_dock_fits_in_400_px(dock):
 def test_colours_mean_something_and_agree_between_panel_and_class_geotiff(dock, qgis_iface, tmp_path):
     from osgeo import gdal
     from rs_sage.core.cli import main
-    from rs_sage.core.palette import label_colours
+    from rs_sage.core.imagery.palette import label_colours
 
     labels = ["water", "cropland", "forest", "urban area", "bare land"]
     water, crop, forest, urban, bare = label_colours(labels)
@@ -665,7 +665,7 @@ def test_a_refused_question_and_a_new_project_clear_the_old_answer(dock, qgis_if
 
 def test_find_similar_in_the_panel(dock, qgis_iface):
     """Select a classified tile, search: a layer of the most similar other tiles, ranked like
-    core.similar; the slider filters it without a new search; a selected result is 'not this'."""
+    core.questions.similar; the slider filters it without a new search; a selected result is 'not this'."""
     layer = add_raster(FIXTURES / "rgbn_clip.tif")
     run_classify(dock, qgis_iface, layer, gsd=5, tile=64)
     (classes,) = classes_layers()
@@ -679,7 +679,7 @@ def test_find_similar_in_the_panel(dock, qgis_iface):
     assert len(feats) == 5 and first not in [f["tile_id"] for f in feats]
     from rs_sage.ui.similar import store_from_layer
 
-    from core.similar import query_vector, search
+    from core.questions.similar import query_vector, search
 
     store = store_from_layer(classes, dock.tile_vectors)
     expected = search(store, query_vector([dock.tile_vectors[first]]), 5, exclude={first})

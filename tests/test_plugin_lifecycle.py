@@ -26,12 +26,13 @@ def test_unload_removes_everything(loaded_plugin, recording_iface):
     import sys
 
     import qgis.utils
-    import rs_sage.core.engine
-    import rs_sage.core.text_encoder  # noqa: F401
+    import rs_sage.core.model.engine
+    import rs_sage.core.model.text_encoder  # noqa: F401
     from qgis.core import QgsApplication
 
     # the modules the plugin's unload will find (earlier tests may have reloaded the package)
-    engine_module, text_encoder = sys.modules["rs_sage.core.engine"], sys.modules["rs_sage.core.text_encoder"]
+    engine_module = sys.modules["rs_sage.core.model.engine"]
+    text_encoder = sys.modules["rs_sage.core.model.text_encoder"]
     action, dock = loaded_plugin.action, loaded_plugin.dock
     engine_module._shared._value = object()  # as if the panel had loaded the model
     text_encoder.shared_encoder()

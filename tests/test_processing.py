@@ -135,15 +135,15 @@ def test_label_raster_on_dask_through_processing(provider, tmp_path):
 
 def test_processing_output_gets_the_panels_style(provider, tmp_path):
     from qgis.core import (
-        QgsApplication,
-        QgsCategorizedSymbolRenderer,
-        QgsProcessingContext,
-        QgsProcessingFeedback,
-        QgsProject,
-        QgsVectorLayer,
-    )
+                QgsApplication,
+                QgsCategorizedSymbolRenderer,
+                QgsProcessingContext,
+                QgsProcessingFeedback,
+                QgsProject,
+                QgsVectorLayer,
+            )
 
-    from core.palette import label_colours
+    from core.imagery.palette import label_colours
 
     out = str(tmp_path / "styled.gpkg")
     ctx = QgsProcessingContext()
@@ -167,7 +167,7 @@ def test_processing_output_gets_the_panels_style(provider, tmp_path):
 
 def test_an_unexpected_error_is_a_message_not_a_traceback(provider, tmp_path, monkeypatch):
     import processing
-    import rs_sage.core.labeller as labeller
+    import rs_sage.core.imagery.labeller as labeller
     from qgis.core import QgsProcessingException
 
     def broken(*_a, **_k):
@@ -228,7 +228,7 @@ def test_find_similar_through_processing_ranks_as_the_cli(provider, tmp_path, ca
     import processing
 
     from core.cli import main
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
 
     emb = tmp_path / "emb.gpkg"
     label_raster(LabelParams(str(FIXTURES / "rgbn_clip.tif"), None, gsd=5, tile=64, labels=["water", "forest"],

@@ -4,7 +4,7 @@ wordings people use, still parse to their type (and the engine still answers the
 import pytest
 
 from core.errors import RsSageError
-from core.question_parse import UnsupportedQuestionError, parse_question
+from core.questions.question_parse import UnsupportedQuestionError, parse_question
 
 UNSUPPORTED = [
     "What colour are the roofs?", "What color is the water?", "How far is the river?",
@@ -60,7 +60,7 @@ def test_supported_wordings_parse_to_their_type(question, qtype):
 def test_engine_refuses_and_still_answers():
     from helpers import fixture_tiles
 
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     engine = Engine.load(user_kb=False, views=1)
     tiles = fixture_tiles()[:2]

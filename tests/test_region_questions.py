@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 from helpers import FIXTURES
 
-from core.engine import Engine
-from core.labeller import LabelParams, label_raster
-from core.regions import ask_region
+from core.imagery.labeller import LabelParams, label_raster
+from core.model.engine import Engine
+from core.questions.regions import ask_region
 from rs_sage_dev.question_coverage import outcome
 
 RASTER = str(FIXTURES / "rgbn_clip.tif")
@@ -92,8 +92,8 @@ def test_describe_names_the_main_scenes_with_shares(engine, region, labeller_cou
 def test_shares_weight_each_tile_by_its_area_inside_the_region():
     """Two tiles wholly inside (water, land) and a land tile of which only a tenth is inside:
     water is about half, not a third, and the areas add up to the region's."""
-    from core.question_parse import parse_question
-    from core.regions import TileAnswer, region_answer
+    from core.questions.question_parse import parse_question
+    from core.questions.regions import TileAnswer, region_answer
 
     tiles = [TileAnswer((0, 0, 1, 1), "", 0.9, "water", 10_000.0, 1.0),
              TileAnswer((1, 0, 2, 1), "", 0.9, "farmland", 10_000.0, 1.0),
@@ -102,7 +102,7 @@ def test_shares_weight_each_tile_by_its_area_inside_the_region():
                                                      tiles, [], [], 1.0, ["water", "farmland"])
     assert answer == "48 %" and support == [0]
     assert shares == {"farmland": 0.5238, "water": 0.4762}
-    assert "about 1.00 ha" in text  # core.units.format_area, as the panel's region size
+    assert "about 1.00 ha" in text  # core.imagery.units.format_area, as the panel's region size
 
 
 def test_a_region_answer_never_reports_more_area_than_the_region(engine):

@@ -50,7 +50,7 @@ def test_an_existing_multi_layer_geopackage_is_not_replaced(raster, tmp_path, ca
 
 
 def _user_kb(tmp_path):
-    from core.knowledge import KnowledgeBase, UserKnowledge
+    from core.model.knowledge import KnowledgeBase, UserKnowledge
 
     return UserKnowledge(tmp_path / "kb"), KnowledgeBase.load(user_dir=False).entries
 
@@ -70,14 +70,14 @@ def test_kb_add_keeps_lines_it_cannot_parse_byte_for_byte(tmp_path):
 
 def _add_one(args):
     folder, name = args
-    from core.knowledge import KnowledgeBase, UserKnowledge
+    from core.model.knowledge import KnowledgeBase, UserKnowledge
 
     UserKnowledge(folder).add([{"level": "object", "name": name, "text": f"a {name} seen from above"}],
                               KnowledgeBase.load(user_dir=False).entries)
 
 
 def test_concurrent_kb_add_keeps_every_entry(tmp_path):
-    from core.text_encoder import shared_encoder
+    from core.model.text_encoder import shared_encoder
 
     shared_encoder().encode(["warm up"])  # forked workers share the loaded encoder
     ctx = multiprocessing.get_context("fork")
@@ -88,7 +88,7 @@ def test_concurrent_kb_add_keeps_every_entry(tmp_path):
             batch = [(folder, f"thing {rep} {i}") for i in range(4)]
             names += [n for _, n in batch]
             pool.map(_add_one, batch)
-    from core.knowledge import UserKnowledge
+    from core.model.knowledge import UserKnowledge
 
     entries, emb = UserKnowledge(folder).load()
     assert sorted(e.name for e in entries) == sorted(names)
@@ -109,7 +109,7 @@ def test_a_damaged_user_embeddings_file_is_rebuilt_with_a_warning(tmp_path, dama
         np.save(emb_path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     else:
         np.save(emb_path, np.zeros((1, 17), np.float32))
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     with caplog.at_level("WARNING"):
         kb = KnowledgeBase.load(user_dir=tmp_path / "kb")
@@ -154,7 +154,7 @@ def test_classify_top_k_zero_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("call", ["top_k_float", "label_none", "label_nul"])
 def test_python_api_wrong_types_are_clear_errors(call):
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     eng = Engine.load(user_kb=False)
     img = np.full((64, 64, 3), 120, np.uint8)
@@ -199,7 +199,7 @@ def test_user_kb_that_is_a_file_or_system_folder_is_refused(tmp_path, capsys):
     "What city is shown?", "Where on earth is this?", "Which continent is this on?",
 ])
 def test_nonsense_and_unanswerable_questions_are_refused(question):
-    from core.question_parse import parse_question
+    from core.questions.question_parse import parse_question
 
     with pytest.raises(RsSageError):
         parse_question(question)
@@ -212,13 +212,13 @@ def test_nonsense_and_unanswerable_questions_are_refused(question):
     "Are there solar panels?", "Is there a river or not?", "Are there any planes?",
 ])
 def test_supported_wordings_still_answer(question):
-    from core.question_parse import parse_question
+    from core.questions.question_parse import parse_question
 
     assert parse_question(question).type
 
 
 def test_questions_with_bytes_that_are_not_text_are_refused(capsys):
-    from core.question_parse import parse_question
+    from core.questions.question_parse import parse_question
 
     with pytest.raises(RsSageError):
         parse_question("Is there a harbour\udcff here?")  # a lone surrogate (API), or a non-UTF-8 byte (CLI)
@@ -228,8 +228,8 @@ def test_questions_with_bytes_that_are_not_text_are_refused(capsys):
 
 
 def test_api_nonsense_parameters_are_refused(tmp_path):
-    from core.engine import Engine
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
+    from core.model.engine import Engine
 
     with pytest.raises(RsSageError, match="extent"):
         label_raster(LabelParams(str(FIXTURES / "rgbn_clip.tif"), None, extent=(float("nan"),) * 4))
@@ -267,7 +267,7 @@ def test_deeply_nested_json_import_is_a_clear_error(tmp_path, capsys):
 def test_huge_float_values_and_complex_rasters_are_refused(tmp_path):
     from osgeo import gdal
 
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
 
     src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
     for name, dtype, scale in (("huge.tif", gdal.GDT_Float64, 1e300), ("cint.tif", gdal.GDT_CInt16, 1)):
@@ -309,7 +309,7 @@ def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
 
 
 def test_api_user_kb_that_is_a_file_is_refused_not_ignored(tmp_path):
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     f = tmp_path / "kb.tif"
     f.write_bytes(b"II*\x00")

@@ -34,6 +34,9 @@ def test_no_runtime_module_imports_a_dev_module():
     # the development package's modules must not sit in core/ either
     dev_modules = {p.stem for p in (ROOT / "rs_sage_dev").glob("*.py")} - {"__init__", "__main__", "cli"}
     assert not dev_modules & {p.stem for p in (ROOT / "core").glob("*.py")}
+    # nor a copy of one anywhere in core's subpackages (core/scale_out/ship.py is another "ship")
+    dev_sources = {p.read_bytes() for p in (ROOT / "rs_sage_dev").glob("*.py") if p.stat().st_size > 200}
+    assert not [p for p in (ROOT / "core").rglob("*.py") if p.read_bytes() in dev_sources]
 
 
 BLOCKER = """

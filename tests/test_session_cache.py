@@ -3,7 +3,7 @@
 import numpy as np
 from helpers import fixture_tiles
 
-from core.engine import Engine
+from core.model.engine import Engine
 
 
 def _scores(engine, tiles):

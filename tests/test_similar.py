@@ -10,15 +10,15 @@ import pytest
 from helpers import FIXTURES, fixture_tiles
 
 from core.cli import main
-from core.labeller import LabelParams, label_raster
-from core.similar import index_path, load_store, make_index, query_vector, search
+from core.imagery.labeller import LabelParams, label_raster
+from core.questions.similar import index_path, load_store, make_index, query_vector, search
 
 RASTER = str(FIXTURES / "rgbn_clip.tif")
 
 
 @pytest.fixture(scope="module")
 def engine():
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     return Engine.load(user_kb=False)
 

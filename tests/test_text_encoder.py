@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 
 from core.errors import ModelError
-from core.paths import TEXT_ENCODER_DIR
-from core.presets import EXAMPLE_QUESTIONS, LAND_COVER
-from core.text_encoder import MODEL_FILE, TextEncoder
-from core.vocab import DEFAULT_LABELS
+from core.model.text_encoder import MODEL_FILE, TextEncoder
+from core.model.vocab import DEFAULT_LABELS
+from core.setup.paths import TEXT_ENCODER_DIR
+from core.setup.presets import EXAMPLE_QUESTIONS, LAND_COVER
 
 EDGE_CASES = ["", " ", "x" * 3000, "Ünïcödé Straße, 東京 and Zürich", "parkinglot", "solar farm?!",
               "How many storage tanks are there?", "Is this a rural or an urban area?", "\t\nwater\n"]
 
 
 def _texts() -> list[str]:
-    from core.knowledge import KnowledgeBase
+    from core.model.knowledge import KnowledgeBase
 
     kb = KnowledgeBase.load(user_dir=False)
     return [e.embedding_text() for e in kb.entries] + DEFAULT_LABELS + LAND_COVER + EXAMPLE_QUESTIONS + EDGE_CASES
@@ -71,7 +71,7 @@ def test_run_together_words_are_split_only_where_the_vocabulary_says_so():
 
 
 def test_engine_embeds_a_run_together_label_as_its_split_words():
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     engine = Engine.load(user_kb=False)
     joined, split = engine.label_embeddings(["sandbeach", "marina"]), engine.text.encode(["sand beach", "marina"])
@@ -105,7 +105,7 @@ def test_disk_cache_stays_bounded(tmp_path, monkeypatch):
     import os
     import time
 
-    import core.text_encoder as te
+    import core.model.text_encoder as te
 
     monkeypatch.setenv("RS_SAGE_CACHE", str(tmp_path))
     monkeypatch.setattr(te, "DISK_CACHE_MAX", 20)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from helpers import FIXTURES
 
-from core.engine import Engine
-from core.regions import ask_region
-from core.tile_cache import EncodedTileCache
+from core.imagery.tile_cache import EncodedTileCache
+from core.model.engine import Engine
+from core.questions.regions import ask_region
 
 RASTER = str(FIXTURES / "rgbn_clip.tif")
 

@@ -8,12 +8,12 @@ import pytest
 from helpers import FIXTURES
 from osgeo import gdal
 
-from core.labeller import LabelParams, label_raster
+from core.imagery.labeller import LabelParams, label_raster
 
 
 @pytest.fixture(scope="module")
 def engine():
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     return Engine.load(user_kb=False)
 

@@ -6,13 +6,13 @@ import pytest
 from helpers import FIXTURES
 
 from core.errors import RsSageError
-from core.units import format_area
-from core.valid_pixels import PixelRule, detect_fill, pixel_rule, valid_stretch
+from core.imagery.units import format_area
+from core.imagery.valid_pixels import PixelRule, detect_fill, pixel_rule, valid_stretch
 
 
 @pytest.fixture(scope="module")
 def engine():
-    from core.engine import Engine
+    from core.model.engine import Engine
 
     return Engine.load(user_kb=False)
 
@@ -98,7 +98,7 @@ def test_user_nodata_joins_the_rule(tmp_path):
 
 
 def test_collar_tiles_are_not_labelled(engine, tmp_path):
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
 
     a = full_read(COLLAR)
     expected = expected_tiles(a, (a == 0).all(axis=0))
@@ -111,7 +111,7 @@ def test_collar_tiles_are_not_labelled(engine, tmp_path):
 
 
 def test_user_nodata_skips_tiles_in_the_labeller(engine, tmp_path):
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
 
     a = full_read(COLLAR)
     valid_blue = a[0][~(a == 0).all(axis=0)]
@@ -125,7 +125,7 @@ def test_user_nodata_skips_tiles_in_the_labeller(engine, tmp_path):
 
 
 def test_nothing_to_label_names_the_real_reason(engine, tmp_path):
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
 
     with pytest.raises(RsSageError, match=r"The layer is .* smaller than one scene the model can read.*64 m"):
         label_raster(LabelParams(str(FIXTURES / "uav_clip.tif"), str(tmp_path / "u.gpkg")), engine)
@@ -147,7 +147,7 @@ def _top_right_extent():
 
 def test_cli_label_matches_the_library(engine, tmp_path, capsys):
     from core.cli import main
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
 
     labels = ["water", "cropland", "forest", "urban area"]
     label_raster(LabelParams(str(COLLAR), str(tmp_path / "lib.gpkg"), gsd=30, tile=64, labels=labels), engine)
@@ -167,7 +167,7 @@ def test_areas_read_in_m2_ha_km2(m2, text):
 def test_nan_pixels_are_nodata_declared_or_not(engine, tmp_path, declare):
     from osgeo import gdal
 
-    from core.labeller import LabelParams, label_raster
+    from core.imagery.labeller import LabelParams, label_raster
 
     src = gdal.Open(str(FIXTURES / "rgbn_clip.tif"))
     path = str(tmp_path / "nan.tif")

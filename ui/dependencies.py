@@ -1,5 +1,5 @@
-"""The panel's *Install dependencies* and *Diagnostics*: QGIS-side glue over ``core.deps`` and
-``core.doctor`` (where the folder lives in the profile; the work as QgsTask callables)."""
+"""The panel's *Install dependencies* and *Diagnostics*: QGIS-side glue over ``core.setup.deps`` and
+``core.setup.doctor`` (where the folder lives in the profile; the work as QgsTask callables)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def deps_base() -> Path:
 
 def activate_installed() -> bool:
     """Make packages installed by an earlier *Install dependencies* importable (plugin start)."""
-    from ..core.deps import activate
+    from ..core.setup.deps import activate
 
     return activate(deps_base())
 
@@ -26,7 +26,7 @@ def install_work(wheel_dir: str | None, gpu: bool):
     """A CoreTask work function: pip into the plugin's folder, log lines to the RS-SAGE install log."""
 
     def work(progress, cancelled):
-        from ..core.deps import install
+        from ..core.setup.deps import install
 
         lines = [0]
 
@@ -42,7 +42,7 @@ def install_work(wheel_dir: str | None, gpu: bool):
 
 def diagnostics_work():
     def work(progress, cancelled):
-        from ..core.doctor import as_text, report
+        from ..core.setup.doctor import as_text, report
 
         return as_text(report(qgis_version=Qgis.QGIS_VERSION))
 
@@ -76,7 +76,7 @@ def models_work(pack_file: str | None):
     def work(progress, cancelled):
         from pathlib import Path
 
-        from ..core.model_pack import PackInfo, install_file, install_url
+        from ..core.setup.model_pack import PackInfo, install_file, install_url
 
         info = PackInfo.load()
         if pack_file:

@@ -38,10 +38,10 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.errors import RsSageError
-from ..core.model_pack import pack_size_text
-from ..core.presets import PRESETS, model_settings
-from ..core.status import plugin_status
-from ..core.units import format_area
+from ..core.imagery.units import format_area
+from ..core.setup.model_pack import pack_size_text
+from ..core.setup.presets import PRESETS, model_settings
+from ..core.setup.status import plugin_status
 from ..qgis_adapter.layer_source import layer_source
 from . import result_layers
 from .map_tool import RegionMapTool
@@ -247,7 +247,7 @@ class RsSageDock(QDockWidget):
             self.install_dependencies(folder)
 
     def install_dependencies(self, wheel_dir: str | None) -> None:
-        from ..core.deps import nvidia_gpu
+        from ..core.setup.deps import nvidia_gpu
         from .dependencies import install_work
 
         if self.busy():
@@ -317,8 +317,8 @@ class RsSageDock(QDockWidget):
     def scale_from_layer(self, layer) -> None:
         """Start at the layer's own scale, kept inside what the model saw (the labeller's rule,
         so Processing with an empty scale does the same), and say why."""
-        from ..core.labeller import native_gsd, tile_gsd
-        from ..core.raster import open_raster
+        from ..core.imagery.labeller import native_gsd, tile_gsd
+        from ..core.imagery.raster import open_raster
 
         self.scale_note.setText("")
         if layer is None:
@@ -333,11 +333,11 @@ class RsSageDock(QDockWidget):
         lo, hi = self.gsd_range
         text = f"Native {native:.3g} m/px; model range {lo:g}-{hi:g} m/px."
         try:  # a tile size that gives the visible extent a sensible number of tiles
-            from ..core.tiling import suggest_tile
+            from ..core.imagery.tiling import suggest_tile
 
             extent = self.extent_in_layer(layer)
             mx, my = self._metres_per_unit(layer, extent)
-            from ..core.tiling import footprint_text
+            from ..core.imagery.tiling import footprint_text
 
             tile = suggest_tile(extent.width() * mx, extent.height() * my, gsd, self.max_tiles())
             if tile != self.tile.value():
@@ -389,14 +389,14 @@ class RsSageDock(QDockWidget):
     def _metres_per_unit(layer, extent: QgsRectangle) -> tuple[float, float]:
         from osgeo import osr
 
-        from ..core.tiling import metres_per_unit
+        from ..core.imagery.tiling import metres_per_unit
 
         srs = osr.SpatialReference()
         srs.ImportFromWkt(layer.crs().toWkt())
         return metres_per_unit(srs, extent.center().y())
 
     def tile_count(self, layer, extent: QgsRectangle) -> int:
-        from ..core.tiling import tiles_along
+        from ..core.imagery.tiling import tiles_along
 
         mx, my = self._metres_per_unit(layer, extent)
         step = self.stride() * self.gsd.value()
@@ -519,7 +519,7 @@ class RsSageDock(QDockWidget):
         try:
             text = None
             if self.similar_section.phrase.text().strip():
-                from ..core.text_encoder import shared_encoder
+                from ..core.model.text_encoder import shared_encoder
 
                 text = shared_encoder()
             classes = self.last_classes_layer if self.last_classes_layer is not None and \
@@ -562,7 +562,7 @@ class RsSageDock(QDockWidget):
         self.answer_view.clear()  # a refused question must not leave the last answer under it
         try:
             question = self.region_section.question_text()
-            from ..core.question_parse import parse_question
+            from ..core.questions.question_parse import parse_question
 
             parse_question(question)
             layer = self.layer_combo.currentLayer()
@@ -647,7 +647,7 @@ class RsSageDock(QDockWidget):
             labels = []
 
         def work(progress, cancelled):
-            from ..core.engine import shared_engine
+            from ..core.model.engine import shared_engine
 
             engine = shared_engine()
             engine.text.preload()  # the session too: later new labels and questions need it

@@ -29,7 +29,7 @@ def _group(project: QgsProject):
 
 def classes_layer(records: list, crs, labels: list[str], project: QgsProject | None = None,
                   colours: dict | None = None) -> QgsVectorLayer:
-    """A memory polygon layer of tiles (``core.tile_schema``), categorised by label, labelled."""
+    """A memory polygon layer of tiles (``core.imagery.tile_schema``), categorised by label, labelled."""
     from ..qgis_adapter.tile_features import tile_feature, tile_fields
 
     project = project or QgsProject.instance()

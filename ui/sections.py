@@ -23,7 +23,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.errors import RsSageError
-from ..core.presets import EXAMPLE_QUESTIONS, PRESETS
+from ..core.setup.presets import EXAMPLE_QUESTIONS, PRESETS
 
 CUSTOM = "Custom list (below)"
 
@@ -116,12 +116,12 @@ class LabelsSection:
             self.labels_edit.setPlainText("\n".join(PRESETS[name]))
 
     def _labels_changed(self) -> None:
-        from ..core.label_text import describe, parse_labels
+        from ..core.model.label_text import describe, parse_labels
 
         self.labels_parsed.setText(describe(parse_labels(self.labels_edit.toPlainText())))
 
     def labels(self) -> list[str]:
-        from ..core.label_text import parse_labels
+        from ..core.model.label_text import parse_labels
 
         labels = parse_labels(self.labels_edit.toPlainText())
         if not labels:

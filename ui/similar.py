@@ -3,7 +3,7 @@
 recomputing; tiles selected in that layer count as 'not this' on the next search (Rocchio).
 
 The vectors come with the classified tiles (``TileRecord.vector``); the search is
-``core.similar.search``, the same as the CLI and Processing."""
+``core.questions.similar.search``, the same as the CLI and Processing."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ SIMILAR_LAYER = "RS-SAGE similar"
 
 
 def store_from_layer(layer: QgsVectorLayer, vectors: dict[int, np.ndarray]):
-    """A ``core.similar.Store`` of the classified tiles (feature ids as tile ids)."""
-    from ..core.similar import Store
+    """A ``core.questions.similar.Store`` of the classified tiles (feature ids as tile ids)."""
+    from ..core.questions.similar import Store
 
     ids, vecs, wkt, labels = [], [], [], []
     for f in layer.getFeatures():
@@ -78,8 +78,8 @@ class SimilarSection:
 
     def search(self, classes: QgsVectorLayer | None, vectors: dict[int, np.ndarray], text_encoder=None) -> int:
         """Run the search; the number of tiles in the result layer."""
-        from ..core.similar import query_vector
-        from ..core.similar import search as core_search
+        from ..core.questions.similar import query_vector
+        from ..core.questions.similar import search as core_search
 
         if classes is None:
             raise RsSageError("Classify an extent first: Find similar searches its tiles.")

@@ -24,7 +24,7 @@ class CoreTask(QgsTask):
 
     def run(self) -> bool:
         from ..core.errors import RsSageError
-        from ..core.labeller import Cancelled
+        from ..core.imagery.labeller import Cancelled
 
         try:
             self.result = self.work(self.setProgress, self.isCanceled)
@@ -46,8 +46,8 @@ def classify_work(source, extent, labels, gsd, tile, stride, max_tiles):
     """Worker for Classify extent: the streaming labeller, tiles kept in memory (no file)."""
 
     def work(progress, cancelled):
-        from ..core.engine import shared_engine
-        from ..core.labeller import LabelParams, label_raster
+        from ..core.imagery.labeller import LabelParams, label_raster
+        from ..core.model.engine import shared_engine
 
         params = LabelParams(out_gpkg=None, labels=labels, gsd=gsd, tile=tile, stride=stride, extent=extent,
                              max_tiles=max_tiles, **source.label_params())
@@ -60,9 +60,9 @@ def ask_work(source, geometry_wkt, question, gsd, tile, labels, max_tiles):
     def work(progress, cancelled):
         from shapely import wkt
 
-        from ..core.engine import shared_engine
-        from ..core.regions import ask_region
-        from ..core.tile_cache import shared_tile_cache
+        from ..core.imagery.tile_cache import shared_tile_cache
+        from ..core.model.engine import shared_engine
+        from ..core.questions.regions import ask_region
 
         return ask_region(shared_engine(), source.path, wkt.loads(geometry_wkt), question, gsd, tile,
                           bands=source.bands, stretch=source.stretch(), labels=labels, max_tiles=max_tiles,

@@ -63,7 +63,7 @@ class WorkerSpec:
     bands: tuple[int, ...]
     stretch_low: tuple[float, ...]
     stretch_high: tuple[float, ...]
-    rule: object  # core.valid_pixels.PixelRule
+    rule: object  # core.imagery.valid_pixels.PixelRule
     tile: int
     min_valid: float
     labels: tuple[str, ...]
@@ -83,7 +83,7 @@ def spec_to_wire(spec: WorkerSpec) -> dict:
 
 
 def spec_from_wire(data: dict) -> WorkerSpec:
-    from ..valid_pixels import PixelRule
+    from ..imagery.valid_pixels import PixelRule
 
     rule = data["rule"]
     rule = PixelRule(**{k: _tuples(v) for k, v in rule.items()}) if isinstance(rule, dict) else rule
@@ -96,8 +96,8 @@ def _tuples(v):
 
 def _worker_engine(spec: WorkerSpec):
     """One engine per worker process, loaded at its first task and kept."""
-    from ..engine import Engine
-    from ..paths import RESOURCES
+    from ..model.engine import Engine
+    from ..setup.paths import RESOURCES
 
     key = (spec.model_dir, spec.user_kb, spec.views, spec.threads, spec.precision, spec.experts_precision,
            os.environ.get("RS_SAGE_MODELS_HOME"))
@@ -113,7 +113,7 @@ def _worker_engine(spec: WorkerSpec):
 
 
 def _worker_raster(path: str):
-    from ..raster import open_raster
+    from ..imagery.raster import open_raster
 
     with _worker_lock:
         if _worker_state.get("raster_path") != path:
@@ -127,8 +127,8 @@ def label_windows(spec: dict, windows: list[tuple[int, int, int, int, int]], bat
     and how many were nodata, as plain data."""
     import numpy as np
 
-    from ..raster import Stretch, read_valid_tile
-    from ..tile_schema import tile_attributes
+    from ..imagery.raster import Stretch, read_valid_tile
+    from ..imagery.tile_schema import tile_attributes
 
     spec = spec_from_wire(spec)
     engine = _worker_engine(spec)
@@ -245,7 +245,7 @@ def _use_python_for_workers() -> None:
     import multiprocessing
     import sys
 
-    from ..deps import python_executable
+    from ..setup.deps import python_executable
 
     python = python_executable()
     if Path(python) != Path(sys.executable):
@@ -267,7 +267,7 @@ def run_on_dask(job, engine, record, skipped: Counter, progress, cancelled, clie
     """The labeller's Dask runner: same windows, same rule and stretch, results written as they come."""
     from distributed import as_completed
 
-    from ..paths import text_encoder_dir
+    from ..setup.paths import text_encoder_dir
     from .ship import ship
 
     params = job.params

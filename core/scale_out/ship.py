@@ -54,7 +54,7 @@ _digests: dict[tuple, str] = {}
 
 def _digest(path: Path) -> str:
     """``model_files.file_digest``, once per file version in this process (every run ships)."""
-    from ..model_files import file_digest
+    from ..model.model_files import file_digest
 
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
@@ -79,9 +79,9 @@ def _tree(root: Path, prefix: str, suffixes: tuple[str, ...] | None = None) -> l
 
 def runtime_bundle(user_kb: Path | None = None) -> Bundle:
     """This package's modules under the worker package name, and the knowledge base beside them
-    where ``core.paths`` looks for it. The package name comes from the sha of the sources, so two
+    where ``core.setup.paths`` looks for it. The package name comes from the sha of the sources, so two
     versions of RS-SAGE on one cluster never mix."""
-    from ..paths import KB_DIR
+    from ..setup.paths import KB_DIR
 
     code = Path(__file__).resolve().parents[1]  # the whole runtime package, not only this folder
     sources = _tree(code, "pkg", (".py",))

@@ -92,7 +92,7 @@ def install_bundle(kind: str, sha: str, files: dict, data: bytes | None, sources
             if got != digest:
                 raise RuntimeError(f"RS-SAGE {kind} {sha[:12]}: {name} arrived damaged (sha256 {got[:12]}, "
                                    f"expected {digest[:12]}).")
-        if kind == "packs":  # the layout of an installed model pack (core.paths.installed_root)
+        if kind == "packs":  # the layout of an installed model pack (core.setup.paths.installed_root)
             with open(os.path.join(tmp, "current.json"), "w") as f:
                 json.dump({"folder": "."}, f)
         with open(os.path.join(tmp, MANIFEST), "w") as f:

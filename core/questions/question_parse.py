@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import RsSageError
+from ..errors import RsSageError
 
 MAX_QUESTION_CHARS = 300
 ENGLISH_HINTS = {
@@ -229,7 +229,7 @@ def known_words() -> set[str]:
 
         words: set[str] = set()
         try:
-            from .paths import KB_DIR, text_encoder_dir
+            from ..setup.paths import KB_DIR, text_encoder_dir
 
             tok = json.loads((text_encoder_dir() / "tokenizer.json").read_text(encoding="utf-8"))
             words |= {w for w in tok["model"]["vocab"] if w.isalpha()}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RsSageError
+from ..errors import RsSageError
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # one scene: larger images belong in ``python -m core label``
 
@@ -50,8 +50,8 @@ def _stretch_to_rgb(a: np.ndarray) -> np.ndarray:
 
 
 def _labels(args: argparse.Namespace) -> list[str] | None:
-    """--labels (separate arguments, or 'a, b, c') or --labels-file; the panel's rule (core.label_text)."""
-    from .label_text import parse_labels
+    """--labels (separate arguments, or 'a, b, c') or --labels-file; the panel's rule (core.model.label_text)."""
+    from ..model.label_text import parse_labels
 
     if args.labels_file:
         p = Path(args.labels_file)
@@ -77,7 +77,7 @@ def _labels(args: argparse.Namespace) -> list[str] | None:
 
 
 def classify(args: argparse.Namespace) -> int:
-    from .engine import Engine
+    from ..model.engine import Engine
 
     if args.top_k < 1:
         raise RsSageError(f"--top-k must be at least 1, not {args.top_k}.")
@@ -97,15 +97,15 @@ def classify(args: argparse.Namespace) -> int:
 
 
 def ask(args: argparse.Namespace) -> int:
-    from .engine import Engine
-    from .question_parse import parse_question
+    from ..model.engine import Engine
+    from ..questions.question_parse import parse_question
 
     parsed = parse_question(args.question)  # refused questions stop here, before the model loads
     engine = Engine.load(args.model_dir)
     r = engine.ask(read_image(args.image), args.question)[0]
     if parsed.type in ("share", "comparison", "where", "open"):
         # The image is one tile: the region answer over that one tile (a share is 0 or 100 %).
-        from .regions import RURAL_URBAN_Q, TileAnswer, region_answer
+        from ..questions.regions import RURAL_URBAN_Q, TileAnswer, region_answer
 
         ru = engine.ask(read_image(args.image), RURAL_URBAN_Q) if parsed.type == "open" else []
         answer, conf, _, shares, text = region_answer(parsed, [TileAnswer((0, 0, 1, 1), r.answer, r.confidence,

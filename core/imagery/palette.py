@@ -43,7 +43,7 @@ MIN_SIMILARITY = 0.34  # below this a label is "like nothing here" and keeps a c
 
 def label_colours(labels: list[str], encoder=None) -> list[tuple[int, int, int]]:
     """One RGB colour per label, in order; the same labels always get the same colours."""
-    from .text_encoder import label_texts, shared_encoder
+    from ..model.text_encoder import label_texts, shared_encoder
 
     if encoder is None:
         encoder = shared_encoder()

@@ -204,7 +204,7 @@ def lock_file(numpy: str | None, gpu: bool = False) -> Path | None:
 def write_lock(wheel_dir: str | Path, numpy: str, out_dir: str | Path) -> Path:
     """A lock file from a folder of wheels that were installed and tested (``deps wheelhouse``):
     ``name==version --hash=sha256:...`` per wheel, numpy (QGIS's own) and pip left out."""
-    from .model_files import file_digest
+    from ..model.model_files import file_digest
 
     lines = []
     for w in sorted(Path(wheel_dir).glob("*.whl")):
@@ -316,7 +316,7 @@ def wheelhouse(out: str | Path, platform: str | None = None, python_version: str
                numpy: str | None = None, gpu: bool = False, python: str | None = None) -> list[Path]:
     """Download every wheel an offline machine needs (run on a connected one) into ``out``: the
     locked versions where this machine's Python, platform and that numpy have a lock file."""
-    from .errors import RsSageError
+    from ..errors import RsSageError
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import question_labels
-from .errors import RsSageError
-from .labeller import Cancelled, LabelParams, plan_for_engine
+from ..errors import RsSageError
+from ..imagery.labeller import Cancelled, LabelParams, plan_for_engine
+from ..imagery.raster import Stretch, default_rgb_bands, read_valid_tile
+from ..imagery.units import format_area
+from ..imagery.valid_pixels import UserNoData, valid_stretch
+from ..model.engine import question_labels
+from ..model.vocab import COUNT_BINS, count_bin
 from .question_parse import parse_question
-from .raster import Stretch, default_rgb_bands, read_valid_tile
-from .units import format_area
-from .valid_pixels import UserNoData, valid_stretch
-from .vocab import COUNT_BINS, count_bin
 
 BIN_VALUE = {"0": 0, "between 1 and 10": 4, "between 11 and 100": 40, "between 101 and 1000": 400,
              "more than 1000": 1500}

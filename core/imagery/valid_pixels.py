@@ -195,7 +195,7 @@ def valid_stretch(ds, bands: list[int], user: UserNoData | None = None, low_pct:
     try:
         sample = read_sample(ds, bands)
     except RuntimeError as exc:  # GDAL: a truncated file, a VRT whose source is missing
-        from .errors import RsSageError
+        from ..errors import RsSageError
 
         raise RsSageError(f"GDAL could not read {ds.GetDescription()} ({str(exc).strip()[:200]}); the file "
                           "is damaged or a source is missing.") from exc
@@ -214,7 +214,7 @@ def valid_stretch(ds, bands: list[int], user: UserNoData | None = None, low_pct:
             continue
         lo, hi = np.percentile(values.astype(np.float64), [low_pct, high_pct])
         if not (np.isfinite(lo) and np.isfinite(hi)) or max(abs(lo), abs(hi)) > 3.0e38:
-            from .errors import RsSageError
+            from ..errors import RsSageError
 
             raise RsSageError(f"Band {b} holds values near {hi:.3g}, beyond what a contrast stretch can map "
                               "(float32 range); rescale the raster first (e.g. gdal_translate -scale).")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
-from .paths import text_encoder_dir
+from ..errors import ModelError
+from ..setup.paths import text_encoder_dir
 from .shared import ProcessShared
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"

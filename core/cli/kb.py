@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .knowledge import LEVELS, KnowledgeBase, KnowledgeBaseError, UserKnowledge, read_import_file
-from .paths import user_kb_dir
+from ..model.knowledge import LEVELS, KnowledgeBase, KnowledgeBaseError, UserKnowledge, read_import_file
+from ..setup.paths import user_kb_dir
 
 
 def check_user_kb(folder: Path) -> Path:
@@ -26,14 +26,14 @@ def check_user_kb(folder: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     cmd = args.kb_command
     if cmd == "build":
-        from .kb_build import build
+        from ..kb_build import build
 
         manifest = build()
         print(json.dumps(manifest, indent=2))
         return 0
     user_dir = check_user_kb(Path(args.user_kb)) if getattr(args, "user_kb", None) else user_kb_dir()
     if cmd == "search":
-        from .text_encoder import shared_encoder
+        from ..model.text_encoder import shared_encoder
 
         if not args.query.strip():
             raise KnowledgeBaseError("The search text is empty; type what to look for.")

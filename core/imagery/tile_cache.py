@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .shared import ProcessShared
+from ..model.shared import ProcessShared
 
 DEFAULT_MAX_BYTES = 256 * 2**20  # about 850 tiles with 4 views
 

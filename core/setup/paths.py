@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # core/setup/paths.py -> the plugin folder
 RESOURCES = PROJECT_ROOT / "resources"
 KB_DIR = RESOURCES / "knowledge"
 MODEL_DIR = RESOURCES / "models"
@@ -31,7 +31,7 @@ def _pick(part: str, bundled: Path, probe: str) -> Path:
     return root / part if root is not None else bundled
 
 
-MANIFEST = "manifest.json"  # of a model pack (core.model_pack)
+MANIFEST = "manifest.json"  # of a model pack (core.setup.model_pack)
 HOME_ENV = "RS_SAGE_MODELS_HOME"
 
 

@@ -7,36 +7,36 @@ import json
 import sys
 from collections.abc import Callable
 
-from .engine import DEFAULT_VIEWS, VIEW_SETS
-from .errors import RsSageError
+from ..errors import RsSageError
+from ..model.engine import DEFAULT_VIEWS, VIEW_SETS
 
 
 def _kb(args: argparse.Namespace) -> int:
-    from . import kb_cli
+    from . import kb as kb_cli
 
     return kb_cli.run(args)
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from .predict_cli import classify
+    from .predict import classify
 
     return classify(args)
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from .predict_cli import ask
+    from .predict import ask
 
     return ask(args)
 
 
 def _label(args: argparse.Namespace) -> int:
-    from .labeller import LARGE_PLAN_TILES, LabelParams, label_raster
-    from .predict_cli import _labels
+    from ..imagery.labeller import LARGE_PLAN_TILES, LabelParams, label_raster
+    from .predict import _labels
 
     labels = _labels(args)
     nodata = None
     if args.nodata is not None:  # like gdal_translate -a_nodata: the value in every band
-        from .raster import open_raster
+        from ..imagery.raster import open_raster
 
         nodata = {b: [(args.nodata, args.nodata)] for b in range(1, open_raster(args.raster).RasterCount + 1)}
     max_tiles = args.max_tiles
@@ -54,10 +54,10 @@ def _label(args: argparse.Namespace) -> int:
             last[0] = pct
             print(f"  {pct:5.1f} %", file=sys.stderr, flush=True)
 
-    from .engine import Engine
+    from ..model.engine import Engine
 
     if args.dask:  # a scheduler that is not there is said in seconds, before the model loads
-        from .scale_out.runner import check_scheduler
+        from ..scale_out.runner import check_scheduler
 
         check_scheduler(args.dask)
     res = label_raster(params, engine=Engine.load(views=args.views), progress=progress)
@@ -74,14 +74,14 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .status import plugin_status
+    from ..setup.status import plugin_status
 
     print(plugin_status().as_text())
     return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import as_text, report
+    from ..setup.doctor import as_text, report
 
     rep = report(with_engine=not args.no_engine)
     print(json.dumps(rep, indent=2) if args.json else as_text(rep))
@@ -89,8 +89,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _deps(args: argparse.Namespace) -> int:
-    from . import deps
-    from .paths import deps_base
+    from ..setup import deps
+    from ..setup.paths import deps_base
 
     if args.deps_command == "wheelhouse":
         wheels = deps.wheelhouse(args.out, args.platform, args.python_version, args.numpy, args.gpu)
@@ -100,7 +100,7 @@ def _deps(args: argparse.Namespace) -> int:
         return 0
     missing = deps.missing_packages()
     if args.deps_command == "lock":
-        from .paths import RESOURCES
+        from ..setup.paths import RESOURCES
 
         path = deps.write_lock(args.wheels, args.numpy, args.out or RESOURCES / "locks")
         print(f"wrote {path}")
@@ -136,7 +136,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .labeller import LARGE_PLAN_TILES
+    from ..imagery.labeller import LARGE_PLAN_TILES
     p = argparse.ArgumentParser(
         prog="python -m core",
         description="RS-SAGE: offline remote-sensing scene classification and question answering.",
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _similar(args: argparse.Namespace) -> int:
     import os
 
-    from .similar import load_store, query_vector, search, write_matches
+    from ..questions.similar import load_store, query_vector, search, write_matches
 
     if args.out and os.path.realpath(args.out) == os.path.realpath(args.embeddings):
         raise RsSageError("--out is the embeddings file itself; give the matches a file of their own.")
@@ -263,11 +263,11 @@ def _similar(args: argparse.Namespace) -> int:
     positives = [store.vector_of(f) for f in args.example]
     negatives = [store.vector_of(f) for f in args.negative]
     if args.image or args.text:
-        from .engine import Engine
+        from ..model.engine import Engine
 
         engine = Engine.load()
         if args.image:
-            from .predict_cli import read_image
+            from .predict import read_image
 
             positives += list(engine.embed([read_image(p) for p in args.image]))
         if args.text:
@@ -287,7 +287,7 @@ def _similar(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .model_pack import PackInfo, install_file, install_url, installed_root, status, verify_folder
+    from ..setup.model_pack import PackInfo, install_file, install_url, installed_root, status, verify_folder
 
     info = None if args.any_version else PackInfo.load()
     if args.models_command == "install":

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import RsSageError
-from .model_files import file_digest
+from ..errors import RsSageError
+from ..model.model_files import file_digest
 from .paths import HOME_ENV, MANIFEST, installed_root, models_home  # noqa: F401 (re-exported)
 
 PACK_NAME = "rs_sage-models"
@@ -113,7 +113,7 @@ def build_pack(models: Path, text_encoder: Path, out_dir: Path, version: str) ->
     return PackInfo(version, out.name, file_digest(out), out.stat().st_size)
 
 
-# ---- where packs live: core.paths (models_home, installed_root), re-exported here ------------------
+# ---- where packs live: core.setup.paths (models_home, installed_root), re-exported here ------------------
 def verify_folder(root: Path, manifest: dict | None = None) -> dict:
     """Check every file of an unpacked pack against its manifest; the manifest."""
     try:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import RsSageError
+from ..errors import RsSageError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Cancelled, RsSageError  # noqa: F401 (Cancelled re-exported)
+from ..errors import Cancelled, RsSageError  # noqa: F401 (Cancelled re-exported)
 from .palette import CATEGORICAL
 from .raster import Stretch, band_order_note, default_rgb_bands, open_raster, read_valid_tile
 from .tile_schema import TILE_FIELDS, TileRecord, tile_attributes
@@ -69,7 +69,7 @@ class LabelParams:
     scheduler: str | None = None  # Dask: "local", "local:N" or "tcp://host:8786" (None: this process)
     cog: bool = False  # write the class GeoTIFF as a Cloud-Optimised GeoTIFF
     protect: tuple[str, ...] = ()  # other input files (a labels file) no output may replace
-    embeddings: str | None = None  # .gpkg of one scene vector per tile (+ .faiss index), core.similar
+    embeddings: str | None = None  # .gpkg of one scene vector per tile (+ .faiss index), core.questions.similar
 
 
 @dataclass
@@ -88,7 +88,7 @@ class LabelResult:
     notes: list[str] = field(default_factory=list)  # adjustments the user should know about
     stretch: tuple[list[float], list[float]] | None = None  # (low, high) the model was fed
     records: list[TileRecord] = field(default_factory=list)  # the tiles, when no GeoPackage was asked for
-    colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # label -> RGB (core.palette)
+    colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # label -> RGB (core.imagery.palette)
 
     @property
     def tiles_per_s(self) -> float:
@@ -233,7 +233,7 @@ class _Writer:
         self.write_attrs(x, y, size, tile_attributes(row, col, result))
 
     def write_attrs(self, x, y, size, attrs: dict, vector=None) -> None:
-        """One tile from its attribute values (``core.tile_schema``): local results and Dask's alike."""
+        """One tile from its attribute values (``core.imagery.tile_schema``): local results and Dask's alike."""
         from osgeo import ogr
 
         gt = self.gt
@@ -513,13 +513,13 @@ def label_raster(params: LabelParams, engine=None,
     """Label every tile of the plan; ``params.scheduler`` (or a ready ``dask_client``) runs it on Dask."""
     from osgeo import gdal
 
-    from .engine import Engine
+    from ..model.engine import Engine
 
     t0 = time.perf_counter()
     validate_params(params)
     check_outputs(params)  # before the model loads or a pixel is read
     if params.scheduler and dask_client is None:
-        from .scale_out.runner import check_scheduler
+        from ..scale_out.runner import check_scheduler
 
         check_scheduler(params.scheduler)
     for out in (params.out_gpkg, params.out_tif):
@@ -554,7 +554,7 @@ def label_raster(params: LabelParams, engine=None,
 
     sink = None
     if params.embeddings:
-        from .similar import EmbeddingSink
+        from ..questions.similar import EmbeddingSink
 
         sink = EmbeddingSink(params.embeddings, srs, len(engine.label_embeddings(labels[:1])[0]))
 
@@ -571,7 +571,7 @@ def label_raster(params: LabelParams, engine=None,
     keep = False
     try:
         if params.scheduler or dask_client is not None:
-            from .scale_out.runner import run_on_dask
+            from ..scale_out.runner import run_on_dask
 
             done = run_on_dask(job, engine, record, skipped, progress, cancelled, client=dask_client)
         else:

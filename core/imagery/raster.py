@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RsSageError
+from ..errors import RsSageError
 from .stretch import Stretch  # noqa: F401 (re-exported: callers import it from here)
 from .valid_pixels import PixelRule, UserNoData, declared_rule, valid_stretch
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import KnowledgeBaseError
-from .paths import KB_DIR, user_kb_dir
+from ..errors import KnowledgeBaseError
+from ..setup.paths import KB_DIR, user_kb_dir
 
 LEVELS = ("scene", "object", "attribute")
 LEVEL_ALIASES = {"fine": "attribute", "attributes": "attribute", "objects": "object",

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 from .paths import KB_DIR, PROJECT_ROOT, deps_base, model_dir, text_encoder_dir, user_kb_dir
 
 PACKAGES = ("numpy", "onnxruntime", "tokenizers", "faiss", "shapely", "osgeo", "torch", "transformers")
@@ -47,7 +47,7 @@ def _version(module: str) -> str:
 def _providers() -> dict:
     import onnxruntime as ort
 
-    from .engine import Engine
+    from ..model.engine import Engine
 
     eng = Engine.load(user_kb=False)
     return {"available": ort.get_available_providers(), "used_by_encoder": eng.encoder.get_providers(),
@@ -56,9 +56,9 @@ def _providers() -> dict:
 
 
 def _checksums() -> dict:
-    from .knowledge import KnowledgeBase
-    from .model_files import verify
-    from .text_encoder import verify_text_encoder
+    from ..model.knowledge import KnowledgeBase
+    from ..model.model_files import verify
+    from ..model.text_encoder import verify_text_encoder
 
     out = {}
     out["model"] = _probe(lambda: (verify(model_dir()), "ok")[1])
@@ -83,8 +83,8 @@ def _gpu() -> str:
 
 
 def report(qgis_version: str | None = None, with_engine: bool = True) -> dict:
+    from ..model.session_cache import cache_dir as _cache_dir
     from .deps import deps_dir, missing_packages
-    from .session_cache import cache_dir as _cache_dir
 
     return {
         "rs_sage": __version__,

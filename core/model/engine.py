@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, RsSageError
-from .paths import model_dir as default_model_dir
-from .question_parse import parse_question
+from ..errors import ModelError, RsSageError
+from ..questions.question_parse import parse_question
+from ..setup.paths import model_dir as default_model_dir
 from .shared import ProcessShared
 
 BATCH = 64
@@ -214,7 +214,7 @@ class Engine:
         try:
             providers = providers or PREFERRED_PROVIDERS
             available = set(ort.get_available_providers())
-            from .deps import nvidia_gpu
+            from ..setup.deps import nvidia_gpu
 
             if not nvidia_gpu():  # the GPU build lists CUDA without a GPU; asking for it only costs time
                 available -= {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
@@ -264,7 +264,7 @@ class Engine:
         if user_kb is False:
             eng.user_kb_dir = None
         else:
-            from .paths import user_kb_dir
+            from ..setup.paths import user_kb_dir
 
             eng.user_kb_dir = Path(user_kb) if user_kb else user_kb_dir()
         return eng
@@ -480,6 +480,6 @@ def release_shared_engine() -> None:
 
     _shared.release()
     release_shared_encoder()
-    from .tile_cache import shared_tile_cache
+    from ..imagery.tile_cache import shared_tile_cache
 
     shared_tile_cache().clear()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ..model.vocab import DEFAULT_LABELS
 from .paths import model_dir
-from .vocab import DEFAULT_LABELS
 
 LAND_COVER = ["water", "forest", "farmland", "grassland", "bare land", "residential area",
               "industrial area", "road"]

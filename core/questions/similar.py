@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RsSageError
+from ..errors import RsSageError
 
 EXACT_MAX = 200_000  # flat search stays under 100 ms per query up to here on 2 cores (bench)
 ROCCHIO_NEGATIVE = 0.5

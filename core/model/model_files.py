@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 MODEL_FILES = ("encoder.onnx", "experts.onnx")
 OPTIONAL_FILES = ("encoder.int8.onnx", "experts.int8.onnx")  # checked when present

@@ -300,10 +300,15 @@ def report(runs: list[tuple[str, dict]]) -> str:
 
 
 def write_report(results_md: Path, runs: list[tuple[str, dict]]) -> None:
-    text = results_md.read_text() if results_md.is_file() else ""
+    """The section in ``results_md`` and in ``results_notes.md`` beside it, the hand-written part
+    that ``python -m core eval`` appends when it writes the page again (so neither loses it)."""
     section = report(runs)
-    if START in text and END in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip() + "\n\n" + section
-    results_md.write_text(text)
+    for path in (results_md, results_md.parent / "results_notes.md"):
+        text = path.read_text() if path.is_file() else ""
+        if START in text and END in text:
+            text = text[:text.index(START)] + section + text[text.index(END) + len(END) + 1:]
+        elif path == results_md:
+            text = text.rstrip() + "\n\n" + section
+        else:
+            continue
+        path.write_text(text)

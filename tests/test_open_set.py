@@ -64,3 +64,23 @@ def test_the_right_labels_among_wrong_ones_are_not_flagged_as_none(engine):
     assert np.mean([r.reason != "no label fits" for r in fits]) >= 0.4
     wrong = engine.classify(tiles, ["ship at sea", "snow", "airport runway"], 1)
     assert np.mean([r.reason == "no label fits" for r in wrong]) > np.mean([r.reason == "no label fits" for r in fits])
+
+
+def test_the_open_vocabulary_section_is_written_where_the_results_page_is_rebuilt_from(tmp_path):
+    """``python -m core eval`` rebuilds results.md from its JSON and appends results_notes.md, so
+    the open-vocabulary section must land in both (it was only in results.md, and a rebuild lost it)."""
+    from rs_sage_dev.open_eval import END, START, write_report
+
+    lo = {"seen": 0.9, "unseen": 0.1, "harmonic": 0.18, "unseen_among_unseen_names": None, "n_seen": 9, "n_unseen": 1}
+    run = {"aid": {"test_accuracy": 0.9, "per_class": {}, "leave_out": lo,
+                   "open_set_test": {"right_name_kept": 0.9, "right_name_absent_flagged": 0.5}},
+           "eurosat": {"test_accuracy": 0.97, "per_class": {}, "leave_out": lo,
+                       "open_set_test": {"right_name_kept": 0.99, "right_name_absent_flagged": 0.6}},
+           "match_below": 0.16, "non_scenes_flagged": {"noise": 1.0, "flat colour": 1.0, "stripes": 1.0}}
+    for name in ("results.md", "results_notes.md"):
+        (tmp_path / name).write_text(f"before\n{START}\nstale figures\n{END}\nafter\n")
+    write_report(tmp_path / "results.md", [("model X", run)])
+    for name in ("results.md", "results_notes.md"):
+        text = (tmp_path / name).read_text()
+        assert "model X" in text and "stale figures" not in text
+        assert text.startswith("before") and text.endswith("after\n")

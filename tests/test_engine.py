@@ -265,6 +265,24 @@ def test_int8_encoder_is_used_only_when_its_gate_passed_and_is_checksummed(tmp_p
 
 
 @INT8
+def test_the_shipped_int8_encoder_keeps_its_first_layers_float():
+    """Quantised, block 0 moved EuroSAT embeddings 46x further from float32 and cost the gate
+    (rs_sage_dev.quantize.FLOAT_ENCODER_LAYERS): its convolutions must read float inputs and
+    weights, and every later one quantised ones."""
+    onnx = pytest.importorskip("onnx")
+    from core.setup.paths import MODEL_DIR
+    from rs_sage_dev.quantize import FLOAT_ENCODER_LAYERS
+
+    graph = onnx.load(str(MODEL_DIR / "encoder.int8.onnx")).graph
+    made_by = {out: node.op_type for node in graph.node for out in node.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    kept = [n for n in convs if n.name.startswith(FLOAT_ENCODER_LAYERS)]
+    assert len(kept) == 6
+    assert all(made_by.get(i) != "DequantizeLinear" for n in kept for i in n.input)
+    assert all(made_by.get(n.input[1]) == "DequantizeLinear" for n in convs if n not in kept)
+
+
+@INT8
 def test_int8_experts_follow_their_own_gate_and_agree_with_float(tmp_path, tiles):
     """The int8 experts are chosen only when their gate (int8 encoder + int8 experts against
     float32) passed; they give the float experts' labels on real tiles, scores within 0.03, the

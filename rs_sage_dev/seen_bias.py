@@ -71,12 +71,13 @@ def kb_descriptions(names: list[str]) -> list[str | None]:
     for r in rows:
         for key in (r.name, *getattr(r, "aliases", ())):
             index.setdefault(" ".join(key.lower().split()), r.text)
+
     def find(name: str) -> str | None:
         key = " ".join(name.lower().split())
         if key in index:
             return index[key]
         parts = [index.get(p.strip()) for p in key.split(" or ")]  # "sea or lake": both rows
-        return " ".join(p for p in parts if p) or None if len(parts) > 1 else None
+        return (" ".join(p for p in parts if p) or None) if len(parts) > 1 else None
 
     return [find(n) for n in names]
 
@@ -153,9 +154,7 @@ def run(model_dir: Path | None, leave_out: tuple[str, ...], limit: int | None = 
     pval = {f"tau={t} k={k} alpha={a}": _combined_h(list(proj_figures("val", t, k, a).values())) for t, k, a in grid}
     pbest = max(grid, key=lambda g: pval[f"tau={g[0]} k={g[1]} alpha={g[2]}"])
     # The third rule: labels expanded with their knowledge-base descriptions (alpha on validation).
-    from core.model.text_encoder import shared_encoder as _enc
-
-    encode = _enc().encode
+    encode = shared_encoder().encode
 
     def desc_figures(split: str, alpha: float) -> dict:
         out = {}

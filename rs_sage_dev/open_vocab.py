@@ -205,8 +205,9 @@ def train_open(tc: TrainConfig) -> Path:
         t0, losses = time.time(), []
         for step in range(steps_per_epoch):
             batch = order[step * tc.batch_size:(step + 1) * tc.batch_size]
-            a_idx = np.sort([i for s, i in batch if s == 0])
-            e_idx = np.sort([i for s, i in batch if s == 1])
+            # int64 even when empty (a batch of one data set only), so they still index arrays
+            a_idx = np.sort(np.array([i for s, i in batch if s == 0], dtype=np.int64))
+            e_idx = np.sort(np.array([i for s, i in batch if s == 1], dtype=np.int64))
             xs = [np.stack([tr["feats"][views_aid[i], i] for i in a_idx])] if len(a_idx) else []
             if len(e_idx):
                 xs.append(np.stack([eu["feats"][views_eu[i], i] for i in e_idx]))

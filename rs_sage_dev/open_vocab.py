@@ -215,8 +215,8 @@ def train_open(tc: TrainConfig) -> Path:
             na = len(a_idx)
             labels = torch.from_numpy(np.concatenate([tr["labels"][a_idx], eu["labels"][e_idx]]).astype(np.int64))
             qa = [tr["qa"][i][rng.integers(len(tr["qa"][i]))] for i in a_idx]
-            u = torch.cat([torch.from_numpy(data.aid.question_emb[[q for q, _, _ in qa]]).reshape(na, -1),
-                           default_u[None].repeat(len(e_idx), 1)])
+            q_rows = data.aid.question_emb[[q for q, _, _ in qa]].reshape(na, len(data.default_u))
+            u = torch.cat([torch.from_numpy(q_rows), default_u[None].repeat(len(e_idx), 1)])
             emb, logits, tokens, queries = open_scene_embeddings(model, x, u, kb_emb)
             scale = model.experts.logit_scale.exp().clamp(max=100)
             loss_text = _soft_nce(scale * emb @ pool_emb.T, pool_pos[labels])

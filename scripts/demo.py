@@ -21,18 +21,18 @@ OUT = Path(os.environ.get("RS_SAGE_DEMO_OUT", ROOT / "out"))
 
 def render(labels: list[str], png: Path) -> None:
     from qgis.core import (
-                QgsLayoutExporter,
-                QgsLayoutItemLabel,
-                QgsLayoutItemLegend,
-                QgsLayoutItemMap,
-                QgsLayoutPoint,
-                QgsLayoutSize,
-                QgsPrintLayout,
-                QgsProject,
-                QgsRasterLayer,
-                QgsUnitTypes,
-                QgsVectorLayer,
-            )
+        QgsLayoutExporter,
+        QgsLayoutItemLabel,
+        QgsLayoutItemLegend,
+        QgsLayoutItemMap,
+        QgsLayoutPoint,
+        QgsLayoutSize,
+        QgsPrintLayout,
+        QgsProject,
+        QgsRasterLayer,
+        QgsUnitTypes,
+        QgsVectorLayer,
+    )
     from qgis.PyQt.QtGui import QFont
     from rs_sage.ui.result_layers import style_classes
 

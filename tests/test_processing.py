@@ -135,13 +135,13 @@ def test_label_raster_on_dask_through_processing(provider, tmp_path):
 
 def test_processing_output_gets_the_panels_style(provider, tmp_path):
     from qgis.core import (
-                QgsApplication,
-                QgsCategorizedSymbolRenderer,
-                QgsProcessingContext,
-                QgsProcessingFeedback,
-                QgsProject,
-                QgsVectorLayer,
-            )
+        QgsApplication,
+        QgsCategorizedSymbolRenderer,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProject,
+        QgsVectorLayer,
+    )
 
     from core.imagery.palette import label_colours
 

@@ -6,7 +6,8 @@ Each variant is the shipped float model with the encoder quantised one way (expe
 the encoder's effect is seen alone). For each: validation accuracy with the plain names and 4
 views, the predictions that differ from float32 ("flips"), and the encoder's time per 160 px tile
 (batch 32, best of 3, 2 threads; compare only inside one run). Results go to
-``WORK_DIR/results.jsonl``; ``docs/selection_logs/int8_encoder_layers.md`` is written from them.
+``WORK_DIR/results.jsonl`` (copied to ``docs/selection_logs/int8_encoder_layers.jsonl``; the rule
+and its table are in ``int8_encoder_layers_rule.md`` there).
 """
 
 from __future__ import annotations
@@ -24,35 +25,32 @@ from core.setup.paths import MODEL_DIR
 from . import quantize as q
 
 
-def _convs(model_dir: Path) -> list[str]:
-    import onnx
-
-    return [n.name for n in onnx.load(str(model_dir / "encoder.onnx")).graph.node if n.op_type == "Conv"]
-
-
 def variants(model_dir: Path) -> dict[str, dict | None]:
     """name -> quantisation options of the encoder (None: float32, the reference)."""
     from onnxruntime.quantization import CalibrationMethod
 
-    convs = _convs(model_dir)
+    encoder = model_dir / "encoder.onnx"
 
-    def first_blocks(k: int) -> list[str]:
-        return [c for c in convs if c.startswith("/enc/stem/conv_stem/")
-                or any(c.startswith(f"/enc/stem/blocks.{j}/") for j in range(k))]
+    def float_layers(*prefixes: str) -> dict:
+        return {"nodes_to_exclude": q.float_nodes(encoder, prefixes)}
 
+    def stem(k: int) -> tuple[str, ...]:
+        """conv_stem and the first ``k`` blocks."""
+        return ("/enc/stem/conv_stem/", *(f"/enc/stem/blocks.{j}/" for j in range(k)))
+
+    depthwise = [n for n in q.float_nodes(encoder, ("/enc/",)) if "depthwise" in n]
     return {
         "float32": None,
         "all_int8": {},
         "all_int8_500_images": {"n": 500},
         "percentile_calibration": {"calibrate_method": CalibrationMethod.Percentile},
-        "projectors_float": {"nodes_to_exclude": q.float_nodes(model_dir / "encoder.onnx", ("/enc/projectors",))},
-        "depthwise_float": {"nodes_to_exclude": [c for c in convs if "depthwise" in c]},
-        "stem_conv_float": {"nodes_to_exclude": first_blocks(0)},
-        "stem_block0_float": {"nodes_to_exclude": first_blocks(1)},
-        "stem_blocks01_float": {"nodes_to_exclude": first_blocks(2)},
-        "stem_blocks012_float": {"nodes_to_exclude": first_blocks(3)},
-        "stem_block0_projectors_float": {"nodes_to_exclude": first_blocks(1) + q.float_nodes(
-            model_dir / "encoder.onnx", ("/enc/projectors",))},
+        "projectors_float": float_layers("/enc/projectors"),
+        "depthwise_float": {"nodes_to_exclude": depthwise},
+        "stem_conv_float": float_layers(*stem(0)),
+        "stem_block0_float": float_layers(*stem(1)),
+        "stem_blocks01_float": float_layers(*stem(2)),
+        "stem_blocks012_float": float_layers(*stem(3)),
+        "stem_block0_projectors_float": float_layers(*stem(1), "/enc/projectors"),
     }
 
 
@@ -67,8 +65,7 @@ def build(work: Path, name: str, options: dict | None, model_dir: Path = MODEL_D
         shutil.copy(model_dir / "encoder.onnx", out / "encoder.onnx")
     else:
         options = dict(options)
-        images = q.calibration_images(options.pop("n", 200), size=q.input_size(model_dir))
-        feeds = ({"image": np.ascontiguousarray(i.astype(np.float32).transpose(2, 0, 1)[None])} for i in images)
+        feeds = q.encoder_feeds(options.pop("n", 200), model_dir)
         q._quantize_static(model_dir / "encoder.onnx", out / "encoder.onnx", feeds, **options)
     for name_ in ("experts.onnx", "model.json"):
         shutil.copy(model_dir / name_, out / name_)

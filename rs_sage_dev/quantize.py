@@ -100,19 +100,24 @@ def float_nodes(model_path: Path, prefixes: tuple[str, ...] = FLOAT_ENCODER_LAYE
     return [n.name for n in graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and n.name.startswith(prefixes)]
 
 
+def encoder_feeds(n: int = 200, model_dir: Path = MODEL_DIR):
+    """Calibration inputs of the image encoder: ``n`` training images at its input size, NCHW."""
+    images = calibration_images(n, size=input_size(model_dir))
+    return ({"image": np.ascontiguousarray(img.astype(np.float32).transpose(2, 0, 1)[None])} for img in images)
+
+
 def quantize_encoder(out_dir: Path, n: int = 200, model_dir: Path = MODEL_DIR) -> Path:
     """int8 encoder (from ``model_dir``'s float one, FLOAT_ENCODER_LAYERS left in float32) beside
     its float experts in ``out_dir``."""
     from core.model.model_files import write_checksums
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    images = calibration_images(n, size=input_size(model_dir))
-    feeds = ({"image": np.ascontiguousarray(img.astype(np.float32).transpose(2, 0, 1)[None])} for img in images)
     keep = float_nodes(model_dir / "encoder.onnx")
-    _quantize_static(model_dir / "encoder.onnx", out_dir / "encoder.onnx", feeds, nodes_to_exclude=keep)
+    _quantize_static(model_dir / "encoder.onnx", out_dir / "encoder.onnx", encoder_feeds(n, model_dir),
+                     nodes_to_exclude=keep)
     shutil.copy(model_dir / "experts.onnx", out_dir / "experts.onnx")
     meta = json.loads((model_dir / "model.json").read_text())
-    meta["encoder_precision"] = (f"int8 (static, QDQ, per-channel; {len(images)} training images; "
+    meta["encoder_precision"] = (f"int8 (static, QDQ, per-channel; {n} training images; "
                                 f"{len(keep)} layers float32: {', '.join(FLOAT_ENCODER_LAYERS)})")
     (out_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     write_checksums(out_dir)

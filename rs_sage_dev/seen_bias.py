@@ -82,11 +82,16 @@ def kb_descriptions(names: list[str]) -> list[str | None]:
     return [find(n) for n in names]
 
 
-def describe_names(text_emb, names: list[str], alpha: float) -> np.ndarray:
-    """alpha * label + (1 - alpha) * 'label: description' where the label has a description."""
-    base = text_emb(names)
+def described_names(text_emb, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """The labels' embeddings, those of 'label: description' (the label alone where the knowledge
+    base has no description), and which labels have one."""
     desc = kb_descriptions(names)
     full = text_emb([f"{n}: {d}" if d else n for n, d in zip(names, desc, strict=True)])
+    return text_emb(names), full, [d is not None for d in desc]
+
+
+def mix(base: np.ndarray, full: np.ndarray, alpha: float) -> np.ndarray:
+    """alpha * label + (1 - alpha) * 'label: description', unit length."""
     out = alpha * base + (1 - alpha) * full
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
@@ -154,14 +159,15 @@ def run(model_dir: Path | None, leave_out: tuple[str, ...], limit: int | None = 
     pval = {f"tau={t} k={k} alpha={a}": _combined_h(list(proj_figures("val", t, k, a).values())) for t, k, a in grid}
     pbest = max(grid, key=lambda g: pval[f"tau={g[0]} k={g[1]} alpha={g[2]}"])
     # The third rule: labels expanded with their knowledge-base descriptions (alpha on validation).
-    encode = shared_encoder().encode
+    described = {ds: described_names(shared_encoder().encode, n)
+                 for ds, n in (("aid", AID_NAMES), ("eurosat", EUROSAT_NAMES))}
 
     def desc_figures(split: str, alpha: float) -> dict:
         out = {}
         for (ds, sp), (_, labels, classes, held, _) in data.items():
             if sp == split:
-                names = AID_NAMES if ds == "aid" else EUROSAT_NAMES
-                out[ds] = leave_out_figures(raw[ds, sp] @ describe_names(encode, names, alpha).T, labels, classes, held)
+                base, full, _ = described[ds]
+                out[ds] = leave_out_figures(raw[ds, sp] @ mix(base, full, alpha).T, labels, classes, held)
         return out
 
     alphas = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -169,7 +175,7 @@ def run(model_dir: Path | None, leave_out: tuple[str, ...], limit: int | None = 
     dbest = max(alphas, key=lambda a: (dval[a], a))
     return {"model_dir": str(model_dir or "resources/models"), "leave_out": list(leave_out),
             "described_validation_harmonic": dval, "described_alpha": dbest,
-            "described_names": {ds: dict(zip(n, [d is not None for d in kb_descriptions(n)], strict=True))
+            "described_names": {ds: dict(zip(n, described[ds][2], strict=True))
                                 for ds, n in (("aid", AID_NAMES), ("eurosat", EUROSAT_NAMES))},
             "test_described": desc_figures("test", dbest),
             "familiarity": {ds: dict(zip(n, data[ds, "test"][4].round(3).tolist(), strict=True))

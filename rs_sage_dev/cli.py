@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eurosat-per-epoch", type=int, default=None)
     t.add_argument("--loss-weights", default=None, metavar="cls=1,words=0.2,scene_cap=0.3",
                    help="--open loss weights (default: the shipped recipe)")
+    t.add_argument("--cross-set", choices=["negative", "ignore"], default=None,
+                   help="--open: how the text-pool loss treats the other data set's texts of classes that "
+                        "show the same thing (EuroSAT AnnualCrop / AID Farmland): as negatives (model 0.2.0) "
+                        "or not at all")
+    t.add_argument("--coarse-share", type=float, default=None,
+                   help="--open: share of AID training images shown as a coarse (2.5-8x area-averaged) view, "
+                        "from .cache/train/stem_train_coarse.npy (made on first use)")
     t.add_argument("--max-steps", type=int, default=None, help="steps per epoch cap (smoke runs)")
 
     e = add("export", _export, "export a checkpoint to the two ONNX files")

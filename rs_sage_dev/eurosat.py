@@ -69,13 +69,9 @@ def prepare_eurosat(cache: Path, views: int = EUROSAT_VIEWS, seed: int = 1, size
     """``eurosat_{split}.npy`` stem features beside the AID ones in ``cache`` (stem.onnx of the
     AID cache, so both come from the same frozen stem): one clean view for test and validation,
     one clean plus ``views - 1`` augmented views for training."""
-    import onnxruntime as ort
+    from .prepare import augment, load_rgb, resize, stem_session, write_stem_views
 
-    from .prepare import augment, load_rgb, normalise, resize
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    sess = ort.InferenceSession(str(cache / "stem.onnx"), so, providers=["CPUExecutionProvider"])
+    sess = stem_session(cache)
     rng = np.random.default_rng(seed)
     samples = load_eurosat()
     base = Path(data_root()) / "eurosat_rgb"
@@ -84,19 +80,9 @@ def prepare_eurosat(cache: Path, views: int = EUROSAT_VIEWS, seed: int = 1, size
         if out_path.is_file():
             continue
         subset = [s for s in samples if s.split == split]
-        feats, t0 = None, time.time()
-        for i in range(0, len(subset), 256):
-            chunk = subset[i:i + 256]
-            imgs = [load_rgb(base / s.image) for s in chunk]
-            for v in range(n_views):
-                batch = np.stack([resize(im, size) if v == 0 else augment(im, rng, size) for im in imgs])
-                y = sess.run(None, {"image": normalise(batch)})[0].astype(np.float16)
-                if feats is None:
-                    feats = np.lib.format.open_memmap(str(out_path) + ".tmp.npy", mode="w+", dtype=np.float16,
-                                                      shape=(n_views, len(subset), *y.shape[1:]))
-                feats[v, i:i + len(chunk)] = y
+        t0 = time.time()
+        write_stem_views(sess, lambda i0, i1, subset=subset: [load_rgb(base / s.image) for s in subset[i0:i1]],
+                         len(subset), n_views,
+                         lambda im, v: resize(im, size) if v == 0 else augment(im, rng, size), out_path)
         print(f"eurosat {split}: {len(subset)} images x {n_views} views, {time.time() - t0:.0f}s", flush=True)
-        feats.flush()
-        del feats
-        Path(str(out_path) + ".tmp.npy").rename(out_path)
         (cache / f"eurosat_{split}.json").write_text(json.dumps([[s.image, s.label] for s in subset]))

@@ -126,7 +126,7 @@ def training_texts() -> set[str]:
     return texts
 
 
-def sensor_shift(engine, limit: int | None = None) -> dict:
+def sensor_shift(engine, limit: int | None = None, conditions: tuple[str, ...] = SENSOR_CONDITIONS) -> dict:
     from .dataset import DEFAULT_LABELS
     from .prepare import load_rgb
 
@@ -134,7 +134,7 @@ def sensor_shift(engine, limit: int | None = None) -> dict:
     images = [load_rgb(image_path(s)) for s in samples]
     truth = np.array([s.label_index for s in samples])
     rows = {}
-    for cond in SENSOR_CONDITIONS:
+    for cond in conditions:
         rng = np.random.default_rng(0)
         shifted = [degrade(im, cond, rng) for im in images]
         pred = []

@@ -36,6 +36,35 @@ EUROSAT_BROAD = {
     "cropland": ["AnnualCrop", "PermanentCrop"],
     "bare": [],
 }
+# EuroSAT classes and the AID classes that show the same thing on the ground (a cultivated
+# field is AID's "farmland" as much as EuroSAT's "annual crop"). With ``cross_set="ignore"`` the
+# text pool loss treats the other set's texts of these classes as neither positive nor negative:
+# scored as negatives, they taught that a blurry field is *not* "farmland", which is what a
+# 30 m AID field looks like (the out-of-domain regression of model 0.2.0).
+EUROSAT_AID_OVERLAP = {
+    "AnnualCrop": ["Farmland"],
+    "Forest": ["Forest"],
+    "HerbaceousVegetation": ["Meadow"],
+    "Highway": [],
+    "Industrial": ["Industrial"],
+    "Pasture": ["Meadow", "Farmland"],
+    "PermanentCrop": ["Farmland"],
+    "Residential": ["DenseResidential", "MediumResidential", "SparseResidential"],
+    "River": ["River"],
+    "SeaLake": ["Pond"],
+}
+
+
+def overlap_matrix() -> np.ndarray:
+    """[n_classes, n_classes] symmetric: classes of the two data sets that show the same thing."""
+    n = len(OPEN_CLASSES)
+    m = np.zeros((n, n), bool)
+    for eu, aids in EUROSAT_AID_OVERLAP.items():
+        e = OPEN_CLASSES.index(f"eurosat:{eu}")
+        for a in aids:
+            i = OPEN_CLASSES.index(f"aid:{a}")
+            m[e, i] = m[i, e] = True
+    return m
 
 
 def class_texts(kb) -> list[list[str]]:
@@ -53,6 +82,12 @@ def broad_open_targets() -> np.ndarray:
         for c in EUROSAT_BROAD[key]:
             euro[EUROSAT_CLASSES.index(c), j] = 1
     return np.concatenate([broad_targets(), euro])
+
+
+def cross_set_ignore(pool_pos: np.ndarray) -> np.ndarray:
+    """[n_classes, n_texts]: the texts of an overlapping class of the other data set that are not
+    also the image's own (those stay positives), left out of the text-pool loss."""
+    return (overlap_matrix().astype(np.float32) @ pool_pos > 0) & (pool_pos == 0)
 
 
 class OpenData:
@@ -86,6 +121,7 @@ class OpenData:
             if not self.held[c]:
                 for t in ts:
                     self.pool_pos[c, index[t]] = 1
+        self.pool_ignore = cross_set_ignore(self.pool_pos)
         self.broad_t = broad_open_targets()
         self.default_u = enc.encode([DEFAULT_QUESTION])[0]
 
@@ -181,11 +217,21 @@ def train_open(tc: TrainConfig) -> Path:
     start_epoch = _resume(ckpt_path, model, opt, sched)
 
     tr, eu = data.aid.split["train"], data.euro["train"]
+    if not 0 <= tc.coarse_share <= 1:
+        raise ValueError(f"coarse_share must be within 0..1, not {tc.coarse_share}")
+    coarse = None
+    if tc.coarse_share > 0:
+        from .coarse_views import prepare_coarse
+
+        coarse = np.load(prepare_coarse(cache, size=tc.input_size), mmap_mode="r")
     obj_t, att_t = torch.from_numpy(tr["obj"]), torch.from_numpy(tr["att"])
     kb_obj, kb_att, kb_scene = kb_emb[1], kb_emb[0], kb_emb[2]
     scene_rows = {e.name: i for i, e in enumerate(kb.rows_of("scene"))}
     class_scene = torch.tensor([scene_rows[AID_LABEL_TEXT[c]] for c in AID_CLASSES])
     pool_emb, pool_pos = torch.from_numpy(data.pool_emb), torch.from_numpy(data.pool_pos)
+    if tc.cross_set not in ("negative", "ignore"):
+        raise ValueError(f"cross_set must be 'negative' or 'ignore', not {tc.cross_set!r}")
+    pool_ignore = torch.from_numpy(data.pool_ignore) if tc.cross_set == "ignore" else None
     broad_t = torch.from_numpy(data.broad_t)
     default_u = torch.from_numpy(data.default_u)
     n_aid_cls = len(AID_CLASSES)
@@ -200,6 +246,10 @@ def train_open(tc: TrainConfig) -> Path:
         order = _train_order(data, rng, tc.eurosat_per_epoch)
         views_aid = rng.integers(0, tr["feats"].shape[0], len(tr["images"]))
         views_eu = rng.integers(0, eu["feats"].shape[0], len(eu["images"]))
+        use_coarse, views_coarse = np.zeros(len(tr["images"]), bool), None
+        if coarse is not None:  # drawn only then, so a run without them keeps 0.2.0's random stream
+            use_coarse = rng.random(len(tr["images"])) < tc.coarse_share
+            views_coarse = rng.integers(0, coarse.shape[0], len(tr["images"]))
         model.train()
         model.encoder.stem.eval()
         t0, losses = time.time(), []
@@ -208,7 +258,8 @@ def train_open(tc: TrainConfig) -> Path:
             # int64 even when empty (a batch of one data set only), so they still index arrays
             a_idx = np.sort(np.array([i for s, i in batch if s == 0], dtype=np.int64))
             e_idx = np.sort(np.array([i for s, i in batch if s == 1], dtype=np.int64))
-            xs = [np.stack([tr["feats"][views_aid[i], i] for i in a_idx])] if len(a_idx) else []
+            xs = [np.stack([coarse[views_coarse[i], i] if use_coarse[i] else tr["feats"][views_aid[i], i]
+                            for i in a_idx])] if len(a_idx) else []
             if len(e_idx):
                 xs.append(np.stack([eu["feats"][views_eu[i], i] for i in e_idx]))
             x = torch.from_numpy(np.concatenate(xs).astype(np.float32))
@@ -219,7 +270,10 @@ def train_open(tc: TrainConfig) -> Path:
             u = torch.cat([torch.from_numpy(q_rows), default_u[None].repeat(len(e_idx), 1)])
             emb, logits, tokens, queries = open_scene_embeddings(model, x, u, kb_emb)
             scale = model.experts.logit_scale.exp().clamp(max=100)
-            loss_text = _soft_nce(scale * emb @ pool_emb.T, pool_pos[labels])
+            text_logits = scale * emb @ pool_emb.T
+            if pool_ignore is not None:
+                text_logits = text_logits.masked_fill(pool_ignore[labels], -1e4)
+            loss_text = _soft_nce(text_logits, pool_pos[labels])
             loss_broad = _soft_nce(scale * emb @ pool_broad(data, rng).T, broad_t[labels])
             # Each image against one drawn wording of every kept class of its own data set: the
             # ranking the user's label list needs (the pool alone spreads mass over all wordings).

@@ -139,3 +139,32 @@ def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEW
         Path(str(out_path) + ".tmp.npy").rename(out_path)
         (cache / f"stem_{split}.json").write_text(json.dumps([s.image for s in subset]))
     (cache / "stem.json").write_text(json.dumps(stem_settings(backbone, size, frozen_blocks)) + "\n")
+
+
+def write_stem_views(sess, load, n_images: int, n_views: int, make_view, out_path: Path, chunk: int = 256) -> None:
+    """Stem features of ``n_views`` views of ``n_images`` images into ``out_path``
+    ([views, images, ...] float16), image chunk by image chunk so each image is read once;
+    written under a temporary name and renamed when complete (an interrupted run leaves none).
+    ``load(i0, i1)`` returns the RGB arrays of images i0..i1; ``make_view(img, v)`` one view."""
+    feats = None
+    for i in range(0, n_images, chunk):
+        imgs = load(i, min(i + chunk, n_images))
+        for v in range(n_views):
+            batch = np.stack([make_view(im, v) for im in imgs])
+            y = sess.run(None, {"image": normalise(batch)})[0].astype(np.float16)
+            if feats is None:
+                feats = np.lib.format.open_memmap(str(out_path) + ".tmp.npy", mode="w+", dtype=np.float16,
+                                                  shape=(n_views, n_images, *y.shape[1:]))
+            feats[v, i:i + len(imgs)] = y
+    feats.flush()
+    del feats
+    Path(str(out_path) + ".tmp.npy").rename(out_path)
+
+
+def stem_session(cache: Path):
+    """The cache's own frozen stem (``stem.onnx``), so every view comes from the same weights."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(str(cache / "stem.onnx"), so, providers=["CPUExecutionProvider"])

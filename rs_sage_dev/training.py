@@ -41,6 +41,11 @@ class TrainConfig:
     distill_views: int = 4  # cached augmented views averaged for the teacher's targets
     open_vocab: bool = False  # AID + EuroSAT against the text pool (open_vocab.train_open)
     leave_out: tuple[str, ...] = ()  # "aid:Pond", "eurosat:Highway": images and texts never trained on
+    # --open: the other data set's texts of overlapping classes in the text-pool loss: "negative"
+    # (model 0.2.0) or "ignore" (open_vocab.EUROSAT_AID_OVERLAP)
+    cross_set: str = "negative"
+    # --open: share of AID training images shown as one of their coarse views (coarse_views.py)
+    coarse_share: float = 0.0
     eurosat_per_epoch: int = 7000  # EuroSAT training images drawn per epoch (all AID ones are used)
     # --open loss weights (the shipped 0.2.0 recipe: cls 1, words 0.2, scene_cap 0.3)
     loss_weights: dict = field(default_factory=lambda: {"cls": 1.0, "words": 0.2, "scene_cap": 0.3})
@@ -65,6 +70,9 @@ class TrainConfig:
         else:
             cfg.leave_out = tuple(x for x in leave.split(",") if x)
         cfg.max_steps = getattr(args, "max_steps", None)
+        cfg.cross_set = getattr(args, "cross_set", None) or cfg.cross_set
+        if getattr(args, "coarse_share", None) is not None:
+            cfg.coarse_share = args.coarse_share
         if getattr(args, "eurosat_per_epoch", None):
             cfg.eurosat_per_epoch = args.eurosat_per_epoch
         for item in (getattr(args, "loss_weights", None) or "").split(","):

@@ -1,0 +1,78 @@
+"""``python -m rs_sage_dev.val_gate MODEL_DIR [...]``: the validation figures a new model must
+reach before its test split is run, out of domain included.
+
+Why: model 0.2.0 shipped on AID and EuroSAT validation accuracy alone and lost 7-14 pt on coarse
+imagery and on broad wording it was never trained on; nobody looked, because the out-of-domain
+suite ran on the test split afterwards. Here the same rows are measured on *validation* images
+only (the sensor-shift rows already use AID validation; the label-wording rows are taken on AID
+validation instead of test), so they can decide shipping without touching the test split.
+
+Prints and writes one JSON object per model folder (``--out``); the engine is float32, 4 views.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+GATE_CONDITIONS = ("clean", "30 m", "30 m from a 5 m scene", "30 m + Landsat colour + 16-bit")
+GATE_WORDING = ("broad land cover", "broad, never-trained wording")
+
+
+def val_figures(model_dir: Path) -> dict:
+    from core.model.engine import Engine
+
+    from .dataset import image_path, load_samples
+    from .int8_layers import validation_predictions
+    from .ood_eval import label_wording, sensor_shift
+    from .prepare import load_rgb
+
+    t0 = time.time()
+    p = validation_predictions(model_dir)
+    row: dict = {"model_dir": str(model_dir)}
+    for ds in ("aid", "eurosat"):
+        row[f"{ds}_val"] = f"{int((p[ds] == p[f'{ds}_labels']).sum())}/{len(p[ds])}"
+    engine = Engine.load(model_dir, user_kb=False, precision="float32")
+    ss = sensor_shift(engine, conditions=GATE_CONDITIONS)["conditions"]
+    row["sensor_shift_val"] = {c: round(100 * ss[c]["acc"], 1) for c in GATE_CONDITIONS}
+    samples = [s for s in load_samples() if s.split == "val"]
+    tokens, queries = engine.encode_images([load_rgb(image_path(s)) for s in samples])
+    lw = label_wording(engine, tokens, queries, samples)["rows"]
+    row["wording_val"] = {n: round(100 * lw[n]["acc"], 1) for n in GATE_WORDING}
+    row["wording_val_images"] = lw[GATE_WORDING[0]]["images"]
+    row["never_trained_per_name"] = never_trained_per_name(engine, tokens, queries, samples)
+    row["seconds"] = round(time.time() - t0, 1)
+    return row
+
+
+def never_trained_per_name(engine, tokens, queries, samples) -> dict[str, str]:
+    """Right / images for each never-trained broad wording: which concept the loss is in."""
+    from .ood_eval import BROAD_NAMES, BROAD_UNSEEN
+
+    idx = [i for i, s in enumerate(samples) if s.label in BROAD_NAMES]
+    truth = [BROAD_UNSEEN[BROAD_NAMES[samples[i].label]] for i in idx]
+    got = engine.classify_encoded(tokens[idx], queries[idx], sorted(set(BROAD_UNSEEN.values())), top_k=1)
+    out: dict[str, list[int]] = {}
+    for t, r in zip(truth, got, strict=True):
+        out.setdefault(t, []).append(int(r.label == t))
+    return {t: f"{sum(v)}/{len(v)}" for t, v in sorted(out.items())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rs_sage_dev.val_gate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("model_dirs", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path, default=None, help="append the rows to this .jsonl file")
+    args = ap.parse_args(argv)
+    for d in args.model_dirs:
+        row = val_figures(d)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

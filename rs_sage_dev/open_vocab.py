@@ -205,6 +205,10 @@ def train_open(tc: TrainConfig) -> Path:
     cfg = variant_config(tc.variant, len(data.aid.answers), tc.input_size, tc.frozen_blocks, tc.backbone)
     torch.manual_seed(tc.seed)
     model = RsSageModel(cfg)
+    if tc.init_from:  # a fine-tune of an open model (same classes, texts and answers)
+        from .training import load_init
+
+        load_init(model, cfg, data.aid.answers, tc.init_from)
     backbone = list(model.encoder.top.parameters())
     ids = {id(p) for p in backbone}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]

@@ -436,6 +436,18 @@ def baseline_accuracy(model, data: TrainData, split: str) -> float:
     return correct / len(d["images"])
 
 
+def load_init(model, cfg, answers, path: str) -> None:
+    """Start a fine-tune from ``path``'s weights; refuse a checkpoint of another network."""
+    import torch
+
+    start = torch.load(path, weights_only=True)
+    if start["config"] != json.loads(json.dumps(cfg.to_dict())) or list(start["answers"]) != list(answers):
+        from core.errors import RsSageError
+
+        raise RsSageError(f"{path} was trained with another model config or answer list.")
+    model.load_state_dict(start["model"])
+
+
 def train(tc: TrainConfig) -> Path:
     import torch
 
@@ -461,12 +473,7 @@ def train(tc: TrainConfig) -> Path:
     torch.manual_seed(tc.seed)
     model = RsSageModel(cfg)
     if tc.init_from:
-        start = torch.load(tc.init_from, weights_only=True)
-        if start["config"] != json.loads(json.dumps(cfg.to_dict())) or list(start["answers"]) != list(data.answers):
-            from core.errors import RsSageError
-
-            raise RsSageError(f"{tc.init_from} was trained with another model config or answer list.")
-        model.load_state_dict(start["model"])
+        load_init(model, cfg, data.answers, tc.init_from)
     backbone = [p for p in model.encoder.top.parameters()]
     ids = {id(p) for p in backbone}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]

@@ -90,14 +90,16 @@ def encoder_ms_per_tile(model_dir: Path, batch: int = 32) -> float:
     return round(1000 * best / batch, 2)
 
 
-def validation_predictions(model_dir: Path) -> dict[str, np.ndarray]:
+def validation_predictions(model_dir: Path, cache: bool = True) -> dict[str, np.ndarray]:
+    """Plain-name predictions and scene embeddings of the AID and EuroSAT validation images;
+    with ``cache`` kept in ``model_dir/val_predictions.npz`` (never in a folder that ships)."""
     from core.model.engine import Engine
 
     from .open_eval import AID_NAMES, EUROSAT_NAMES, embed_paths, split_images
 
-    cache = model_dir / "val_predictions.npz"
-    if cache.is_file():
-        with np.load(cache) as z:
+    stored = model_dir / "val_predictions.npz"
+    if cache and stored.is_file():
+        with np.load(stored) as z:
             return {k: z[k] for k in z.files}
     engine = Engine.load(model_dir, user_kb=False, precision="float32")
     out = {}
@@ -107,7 +109,8 @@ def validation_predictions(model_dir: Path) -> dict[str, np.ndarray]:
         out[ds] = (emb @ engine.label_embeddings(names).T).argmax(1)
         out[f"{ds}_labels"] = labels
         out[f"{ds}_emb"] = emb
-    np.savez(cache, **out)
+    if cache:
+        np.savez(stored, **out)
     return out
 
 

@@ -30,7 +30,7 @@ def val_figures(model_dir: Path) -> dict:
     from .prepare import load_rgb
 
     t0 = time.time()
-    p = validation_predictions(model_dir)
+    p = validation_predictions(model_dir, cache=False)
     row: dict = {"model_dir": str(model_dir)}
     for ds in ("aid", "eurosat"):
         row[f"{ds}_val"] = f"{int((p[ds] == p[f'{ds}_labels']).sum())}/{len(p[ds])}"

@@ -285,7 +285,7 @@ def train_open(tc: TrainConfig) -> Path:
             loss_cls = ce((scale * emb @ drawn.T).masked_fill(~allowed[labels], -1e4), labels)
             w = tc.loss_weights
             loss = loss_text + w["cls"] * loss_cls + 0.3 * loss_broad
-            parts = [float(loss_text), float(loss_broad)]
+            parts = [loss_text.item(), loss_broad.item()]
             if na:
                 ans = torch.tensor([a for _, a, _ in qa])
                 loss_ans = ce(logits[:na], ans)
@@ -302,13 +302,13 @@ def train_open(tc: TrainConfig) -> Path:
                 loss_words = _soft_nce(scale * emb[:na] @ kb_obj.T, obj_t[a_idx])
                 loss = (loss + loss_ans + 0.3 * loss_align + 0.3 * loss_cap + w["scene_cap"] * loss_scene_cap
                         + w["words"] * loss_words)
-                parts += [float(loss_ans), float(loss_align), float(loss_cap), float(loss_scene_cap),
-                          float(loss_words)]
+                parts += [loss_ans.item(), loss_align.item(), loss_cap.item(), loss_scene_cap.item(),
+                          loss_words.item()]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            losses.append([float(loss), *parts] if len(parts) == 7 else [float(loss), *parts, *[np.nan] * 5])
+            losses.append([loss.item(), *parts] if len(parts) == 7 else [loss.item(), *parts, *[np.nan] * 5])
             if step % 40 == 0:
                 print(f"epoch {epoch} step {step}/{steps_per_epoch} loss "
                       f"{np.nanmean(losses[-40:], 0).round(3).tolist()} "

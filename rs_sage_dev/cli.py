@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated classes (aid:Pond,eurosat:Highway) whose images and texts are "
                         "never trained on; 'default' for the documented stand-in set")
     t.add_argument("--eurosat-per-epoch", type=int, default=None)
-    t.add_argument("--loss-weights", default=None, metavar="cls=1,words=0.2,scene_cap=0.3",
+    t.add_argument("--loss-weights", default=None, metavar="cls=1,words=0.2,scene_cap=0.3,broad=0.3",
                    help="--open loss weights (default: the shipped recipe)")
     t.add_argument("--cross-set", choices=["negative", "ignore"], default=None,
                    help="--open: how the text-pool loss treats the other data set's texts of classes that "

@@ -47,8 +47,9 @@ class TrainConfig:
     # --open: share of AID training images shown as one of their coarse views (coarse_views.py)
     coarse_share: float = 0.0
     eurosat_per_epoch: int = 7000  # EuroSAT training images drawn per epoch (all AID ones are used)
-    # --open loss weights (the shipped 0.2.0 recipe: cls 1, words 0.2, scene_cap 0.3)
-    loss_weights: dict = field(default_factory=lambda: {"cls": 1.0, "words": 0.2, "scene_cap": 0.3})
+    # --open loss weights (the shipped 0.2.0 recipe: cls 1, words 0.2, scene_cap 0.3, broad 0.3)
+    loss_weights: dict = field(default_factory=lambda: {"cls": 1.0, "words": 0.2, "scene_cap": 0.3,
+                                                        "broad": 0.3})
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:

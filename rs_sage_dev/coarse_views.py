@@ -1,7 +1,7 @@
 """AID training views at the coarse scale EuroSAT and Landsat users bring (``stem_train_coarse.npy``).
 
 Why: with EuroSAT's 64 px, 10 m tiles in training, model 0.2.0 learned that a coarse-looking image
-is one of EuroSAT's ten scenes and lost 11-16 pt on AID scenes seen at 30 m (``docs/ood_021.json``;
+is one of EuroSAT's ten scenes and lost 7-14 pt on AID scenes seen at 30 m (``docs/ood_021.json``;
 3-epoch runs with and without EuroSAT put the loss on EuroSAT). The ordinary training views are
 coarsened in only about one in five (``sensor_shift.random_sensor``). These extra views are all
 coarse (area-averaged by a factor of 2.5-8 at the 160 px model input, the scale of a 64 px

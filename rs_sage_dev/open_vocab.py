@@ -38,9 +38,10 @@ EUROSAT_BROAD = {
 }
 # EuroSAT classes and the AID classes that show the same thing on the ground (a cultivated
 # field is AID's "farmland" as much as EuroSAT's "annual crop"). With ``cross_set="ignore"`` the
-# text pool loss treats the other set's texts of these classes as neither positive nor negative:
-# scored as negatives, they taught that a blurry field is *not* "farmland", which is what a
-# 30 m AID field looks like (the out-of-domain regression of model 0.2.0).
+# text pool loss treats the other set's texts of these classes as neither positive nor negative.
+# Tried as the cause of model 0.2.0's loss on coarse imagery (scored as negatives, they could
+# teach that a blurry field is *not* "farmland"); it was not: the coarse rows did not move in
+# 3 epochs (docs/selection_logs/open_coarse_rule.md). Kept as an option, off by default.
 EUROSAT_AID_OVERLAP = {
     "AnnualCrop": ["Farmland"],
     "Forest": ["Forest"],
@@ -228,6 +229,11 @@ def train_open(tc: TrainConfig) -> Path:
         from .coarse_views import prepare_coarse
 
         coarse = np.load(prepare_coarse(cache, size=tc.input_size), mmap_mode="r")
+        if coarse.shape[1] != len(tr["images"]):
+            from core.errors import RsSageError
+
+            raise RsSageError(f"{cache}/stem_train_coarse.npy holds {coarse.shape[1]} images, the training "
+                              f"split {len(tr['images'])}; delete it and it is made again.")
     obj_t, att_t = torch.from_numpy(tr["obj"]), torch.from_numpy(tr["att"])
     kb_obj, kb_att, kb_scene = kb_emb[1], kb_emb[0], kb_emb[2]
     scene_rows = {e.name: i for i, e in enumerate(kb.rows_of("scene"))}

@@ -146,6 +146,8 @@ def write_stem_views(sess, load, n_images: int, n_views: int, make_view, out_pat
     ([views, images, ...] float16), image chunk by image chunk so each image is read once;
     written under a temporary name and renamed when complete (an interrupted run leaves none).
     ``load(i0, i1)`` returns the RGB arrays of images i0..i1; ``make_view(img, v)`` one view."""
+    if n_images < 1 or n_views < 1:
+        raise ValueError(f"no stem features to write to {out_path}: {n_images} images x {n_views} views")
     feats = None
     for i in range(0, n_images, chunk):
         imgs = load(i, min(i + chunk, n_images))

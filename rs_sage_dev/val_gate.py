@@ -60,13 +60,40 @@ def never_trained_per_name(engine, tokens, queries, samples) -> dict[str, str]:
     return {t: f"{sum(v)}/{len(v)}" for t, v in sorted(out.items())}
 
 
+URBAN_CLASSES = ("Industrial", "DenseResidential", "MediumResidential", "Commercial", "Center")
+WORD_PROBES = ("town", "woods", "grass cover", "exposed ground", "fields", "lakes and rivers", "urban area",
+               "city", "buildings", "settlement", "village", "houses", "industrial area")
+
+
+def urban_word_cosines(model_dir: Path) -> dict[str, float]:
+    """Mean cosine of the urban AID validation images' scene embeddings with broad words: where
+    "town" stands against "woods" and the trained built-up words (why the wording row fails)."""
+    import numpy as np
+
+    from core.model.engine import Engine
+
+    from .dataset import image_path, load_samples
+    from .open_eval import embed_paths
+
+    paths = [image_path(s) for s in load_samples() if s.split == "val" and s.label in URBAN_CLASSES]
+    engine = Engine.load(model_dir, user_kb=False, precision="float32")
+    emb = embed_paths(engine, paths)
+    words = engine.label_embeddings(list(WORD_PROBES))
+    words = words / np.linalg.norm(words, axis=1, keepdims=True)
+    cos = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ words.T
+    return {"images": len(paths), **{w: round(float(cos[:, i].mean()), 3) for i, w in enumerate(WORD_PROBES)},
+            "text_cosine_to_town": {w: round(float(words[0] @ words[i]), 2) for i, w in enumerate(WORD_PROBES)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rs_sage_dev.val_gate", description=__doc__.split("\n\n")[0])
     ap.add_argument("model_dirs", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, default=None, help="append the rows to this .jsonl file")
+    ap.add_argument("--urban-words", action="store_true",
+                    help="instead: mean cosine of the urban validation images with broad words")
     args = ap.parse_args(argv)
     for d in args.model_dirs:
-        row = val_figures(d)
+        row = {"model_dir": str(d), **urban_word_cosines(d)} if args.urban_words else val_figures(d)
         print(json.dumps(row), flush=True)
         if args.out:
             with open(args.out, "a") as f:

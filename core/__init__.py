@@ -4,7 +4,7 @@ Pure Python with no QGIS import, so it runs in a script, a worker or a test with
 Importing this package is cheap: torch, transformers and onnxruntime load on first use.
 """
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"
 
 # Everything runs offline: no hub look-ups, no telemetry, whatever the user's environment says
 # (set before any library that reads these is imported).

@@ -119,6 +119,8 @@ def quantize_and_gate(model: Path, work: Path) -> Path:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
+        sys.exit("usage: python -m rs_sage_dev.ship CHECKPOINT WORK_DIR | --requantize WORK_DIR")
     if sys.argv[1] == "--requantize":  # WORK_DIR: the model folder there, exported and calibrated
         print(quantize_and_gate(Path(sys.argv[2]) / "model", Path(sys.argv[2])))
     else:

@@ -188,14 +188,15 @@ def test_unseen_label_lists_map_synonyms_sensibly(engine, shared_data):
 
 
 @pytest.mark.parametrize("precision, tolerance", [("float32", 0.04),
-                                                  pytest.param("int8", 0.05, marks=pytest.mark.skipif(
+                                                  pytest.param("int8", 0.06, marks=pytest.mark.skipif(
                                                       "not _int8_shipped()", reason="no int8 graphs ship"))])
 def test_four_view_averaging_makes_answers_rotation_invariant(tiles, precision, tolerance):
     """The default engine averages 4 rotations, so a rotated tile must get the same label and
     scores, up to the uint8 rounding of resizing (one view differs by up to 0.57 on these tiles);
     the int8 encoder rounds a rotated image's activations differently (measured up to 0.03). The
     0.2.0 model's float32 scores move by up to 0.03 (0.1.0: under 0.01): its scores are sharper,
-    so the same resizing rounding moves them more; labels are unchanged."""
+    so the same resizing rounding moves them more; labels are unchanged. Model 0.3.0 is sharper
+    still (logit scale 33.1 against 30.6): its int8 scores move by up to 0.056."""
     engine = Engine.load(user_kb=False, precision=precision)
     assert engine.views == 4 and engine.precision == precision
     for tile in tiles:

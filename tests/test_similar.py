@@ -11,7 +11,7 @@ from helpers import FIXTURES, fixture_tiles
 
 from core.cli import main
 from core.imagery.labeller import LabelParams, label_raster
-from core.questions.similar import index_path, load_store, make_index, query_vector, search
+from core.questions.similar import ROCCHIO_NEGATIVE, index_path, load_store, make_index, query_vector, search
 
 RASTER = str(FIXTURES / "rgbn_clip.tif")
 
@@ -74,9 +74,20 @@ def test_not_this_reranks_and_threshold_filters(store_path):
     store = load_store(store_path)
     pos = store.vector_of(int(store.ids[0]))
     before = search(store, query_vector([pos]), 5)
-    neg = store.vector_of(before[1].fid)
-    after = search(store, query_vector([pos], [neg]), 5)
-    assert [m.fid for m in after] != [m.fid for m in before]
+    neg_fid = before[1].fid
+    neg = store.vector_of(neg_fid)
+    # Rocchio moves the query away from the rejected tile: against every other tile, the rejected
+    # one loses ground (similarities rescaled by the query's norm, |pos - ROCCHIO_NEGATIVE neg|, to compare)
+    full_before = {m.fid: m.similarity for m in search(store, query_vector([pos]), None, threshold=-1.0)}
+    full_after = {m.fid: m.similarity for m in search(store, query_vector([pos], [neg]), None, threshold=-1.0)}
+    norm = float(np.linalg.norm(pos - ROCCHIO_NEGATIVE * neg))
+    for fid in full_before:
+        if fid != neg_fid:
+            gap_before = full_before[neg_fid] - full_before[fid]
+            gap_after = norm * (full_after[neg_fid] - full_after[fid])
+            assert gap_after < gap_before - 1e-4, fid
+    rank = [m.fid for m in search(store, query_vector([pos], [neg]), 5)]
+    assert neg_fid not in rank or rank.index(neg_fid) >= 1
     some = search(store, query_vector([pos]), None, threshold=before[2].similarity)
     assert len(some) == 3 and all(m.similarity >= before[2].similarity for m in some)
 

@@ -207,9 +207,10 @@ def search(store: Store, query: np.ndarray, k: int | None = 10, threshold: float
         pairs = [(int(store.ids[j]), float(sims[j])) for j in order]
     out = []
     for fid, s in pairs:
+        s = round(s, 6)  # as shown, so a similarity read off a result, used as threshold, keeps that tile
         if fid in exclude or (threshold is not None and s < threshold):
             continue
-        out.append(Match(fid, round(s, 6), len(out) + 1))
+        out.append(Match(fid, s, len(out) + 1))
         if k is not None and len(out) == k:
             break
     return out

@@ -264,7 +264,7 @@ def report(runs: list[tuple[str, dict]]) -> str:
              "without the images *and* texts of " + ", ".join(DEFAULT_LEAVE_OUT) + ". *Unseen* is the accuracy "
              "on the images of those classes, named only at test time, among all names of their data set; "
              "*seen* on the other classes; H their harmonic mean. The same figures of the other models are on "
-             "the same names (they saw every class in training, today's model saw no EuroSAT image).", "",
+             "the same names (they saw every class in training, 0.1.0 saw no EuroSAT image).", "",
              "| model | AID test | EuroSAT test | AID unseen / seen / H | EuroSAT unseen / seen / H "
              "| both unseen / seen / H | unseen among the unseen names only (AID / EuroSAT) |",
              "|---|---|---|---|---|---|---|"]

@@ -13,7 +13,7 @@ QGIS_ENV := QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 PROJ_DATA=/usr/share/proj
 	QGIS_PLUGINPATH=$(PLUGIN_LINKS) PYTHONPATH=$(SITE):/usr/share/qgis/python/plugins
 DISPLAY_NUM ?= :99
 
-.PHONY: help setup test lint demo run screenshot screenshot-landsat screenshot-questions desktop-install package repo eval bench kb train export clean
+.PHONY: help setup test lint demo run screenshot screenshot-landsat screenshot-questions screenshot-similar desktop-install package repo eval bench kb train export clean
 
 help:
 	@echo "make setup     install apt packages and the pinned .venv (idempotent)"
@@ -21,6 +21,7 @@ help:
 	@echo "make demo      the headless main job"
 	@echo "make run       desktop QGIS with the plugin enabled, in a clean profile (needs a display)"
 	@echo "make screenshot desktop QGIS under Xvfb, screenshot to out/screenshot.png"
+	@echo "make screenshot-questions / screenshot-similar  desktop QGIS under Xvfb on the sample and the Landsat clip"
 	@echo "make package   out/rs_sage.zip (plugin, <= 20 MB) and out/rs_sage-models-VERSION.zip (model pack)"
 	@echo "make repo      out/repo/plugins.xml + ZIP: a QGIS plugin repository (REPO_URL=where it is served)"
 	@echo "make lint      ruff"
@@ -99,6 +100,20 @@ screenshot-questions: setup
 	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_questions.py SHOT_WAIT=300 \
 		SHOT_RASTER=$(LANDSAT) SHOT_TAG=landsat SHOT_LABELS="water, cropland, forest, urban area" \
 		SHOT_QUESTIONS="How much of this area is water?|Is there more cropland than forest?|Where is the urban area?|What is in this region?" \
+		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+
+# Find similar in desktop QGIS on the same two rasters (example: the middle classified tile; looked at only).
+screenshot-similar: setup
+	@mkdir -p out
+	rm -rf $(CURDIR)/.profile-shot
+	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
+	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_similar.py SHOT_WAIT=200 \
+		SHOT_TAG=sample SHOT_LABELS="water, forest, farmland, houses, road" \
+		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
+	rm -rf $(CURDIR)/.profile-shot
+	$(PY) scripts/qgis_profile.py $(CURDIR)/.profile-shot
+	PROFILE_HOME=$(CURDIR)/.profile-shot SHOT_CODE=$(CURDIR)/scripts/shot_similar.py SHOT_WAIT=300 \
+		SHOT_RASTER=$(LANDSAT) SHOT_TAG=landsat SHOT_LABELS="water, cropland, forest, urban area" \
 		scripts/screenshot.sh $(DISPLAY_NUM) out/screenshot.png
 
 package: setup

@@ -433,7 +433,7 @@ class FindSimilarAlgorithm(_Base):
         negs = self._run_core(lambda: [store.vector_of(f) for f in negatives], feedback)
         if text:
             eng = self._run_core(engine, feedback)
-            positives.append(eng.text.encode([text])[0])
+            positives.append(eng.phrase_embedding(text))
         k = self.parameterAsInt(parameters, "K", context) or None
         threshold = self.parameterAsDouble(parameters, "THRESHOLD", context)
         threshold = None if threshold <= -1 else threshold

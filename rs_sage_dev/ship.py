@@ -7,7 +7,8 @@ runtime can ship, every step measured on validation or test data only:
    ``WORK_DIR/val_gate.json`` and ``model.json`` (``validation_gate``): model 0.2.0 shipped without
    its out-of-domain rows and lost 7-14 pt on them unseen;
 3. choose the 'none of these' threshold on validation images (``open_eval``, balanced accuracy)
-   and write it into the metadata;
+   and the 'uncertain' one (``calibrate``), with the model's label templates (``--label-templates``,
+   chosen on validation by ``template_val``), and write them into the metadata;
 4. quantise the encoder, then the experts with that int8 encoder (calibrated on 200 training
    images and questions, ``quantize``);
 5. gate the int8 pair against float32 on the AID test split (top-1 with 4 and 1 views, VQA
@@ -60,23 +61,44 @@ def validation_gate(model: Path) -> dict:
     return gate
 
 
-def ship(checkpoint: Path, work: Path) -> Path:
+def ship(checkpoint: Path, work: Path, templates: list[str] | None = None) -> Path:
     from .export import export_onnx
-    from .open_eval import run_open_eval, write_settings
 
     model = work / "model"
     if model.exists():
         shutil.rmtree(model)
     export_onnx(checkpoint, model)
+    return settle(model, work, templates)
+
+
+def settle(model: Path, work: Path, templates: list[str] | None = None) -> Path:
+    """Steps 2-5 on an exported float model folder: the label templates (if given), the
+    validation gate, both thresholds chosen on validation with those templates, int8 and its gate.
+    ``--retemplate`` runs it on a shipped folder with new templates (its int8 graphs are made again)."""
+    from .calibrate import choose_threshold, collect, write_threshold
+    from .open_eval import run_open_eval, write_settings
+
+    for name in ("encoder.int8.onnx", "experts.int8.onnx"):  # so that every step below is float32
+        (model / name).unlink(missing_ok=True)
+    if templates is not None:
+        write_settings(model, label_templates=templates)
     gate = validation_gate(model)
     (work / "val_gate.json").write_text(json.dumps(gate, indent=2) + "\n")
     meta = json.loads((model / "model.json").read_text())
     meta["validation_gate"] = gate
+    for part in ("int8_encoder", "int8_experts"):
+        meta.pop(part, None)
     (model / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     res = run_open_eval(model, (), None, calibrate=True)
     write_settings(model, match_below=res["match_below"])
     (work / "open_eval_float.json").write_text(json.dumps(res, indent=2) + "\n")
     print(f"match_below {res['match_below']}", flush=True)
+    from core.model.engine import Engine
+
+    uncertain = choose_threshold(*collect(Engine.load(model, user_kb=False, precision="float32")))
+    write_threshold(model, uncertain["threshold"])
+    (work / "uncertainty.json").write_text(json.dumps(uncertain, indent=2) + "\n")
+    print(f"uncertain_below {uncertain['threshold']}", flush=True)
     return quantize_and_gate(model, work)
 
 
@@ -118,10 +140,32 @@ def quantize_and_gate(model: Path, work: Path) -> Path:
     return model
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
-        sys.exit("usage: python -m rs_sage_dev.ship CHECKPOINT WORK_DIR | --requantize WORK_DIR")
-    if sys.argv[1] == "--requantize":  # WORK_DIR: the model folder there, exported and calibrated
-        print(quantize_and_gate(Path(sys.argv[2]) / "model", Path(sys.argv[2])))
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from .template_val import TEMPLATE_SETS
+
+    p = argparse.ArgumentParser(prog="python -m rs_sage_dev.ship", description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint", nargs="?", help="trained checkpoint (omit with --requantize / --retemplate)")
+    p.add_argument("work", help="work folder; the model folder is WORK/model")
+    p.add_argument("--requantize", action="store_true", help="only steps 4-5 on WORK/model, exported and calibrated")
+    p.add_argument("--retemplate", action="store_true",
+                   help="steps 2-5 on WORK/model with --label-templates (thresholds and int8 made again)")
+    p.add_argument("--label-templates", choices=sorted(TEMPLATE_SETS), default=None,
+                   help="sentence templates labels are embedded in (rs_sage_dev.template_val.TEMPLATE_SETS)")
+    args = p.parse_args(argv)
+    work = Path(args.work)
+    templates = TEMPLATE_SETS[args.label_templates] if args.label_templates else None
+    if args.requantize:
+        print(quantize_and_gate(work / "model", work))
+    elif args.retemplate:
+        print(settle(work / "model", work, templates))
+    elif args.checkpoint:
+        print(ship(Path(args.checkpoint), work, templates))
     else:
-        print(ship(Path(sys.argv[1]), Path(sys.argv[2])))
+        p.error("give CHECKPOINT WORK, or --requantize / --retemplate WORK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -514,17 +514,17 @@ class RsSageDock(QDockWidget):
 
     # ---- find similar --------------------------------------------------------------------------
     def find_similar(self) -> None:
-        """Small and in the GUI thread: a few hundred vectors, no model pass (a phrase is one
-        text-encoder call)."""
+        """Small and in the GUI thread: a few hundred vectors, no model pass (a phrase is a few
+        text-encoder calls; the engine is loaded, since the tiles searched were classified by it)."""
         try:
-            text = None
+            embed_phrase = None
             if self.similar_section.phrase.text().strip():
-                from ..core.model.text_encoder import shared_encoder
+                from ..core.model.engine import shared_engine
 
-                text = shared_encoder()
+                embed_phrase = shared_engine().phrase_embedding
             classes = self.last_classes_layer if self.last_classes_layer is not None and \
                 self.last_classes_layer.isValid() else None
-            n = self.similar_section.search(classes, self.tile_vectors, text)
+            n = self.similar_section.search(classes, self.tile_vectors, embed_phrase)
         except (RsSageError, RuntimeError) as exc:
             self.warn(str(exc))
             return

@@ -7,6 +7,8 @@ The vectors come with the classified tiles (``TileRecord.vector``); the search i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from qgis.core import (
     QgsClassificationQuantile,
@@ -76,7 +78,8 @@ class SimilarSection:
         self.slider.valueChanged.connect(self.refilter)
         self.layer: QgsVectorLayer | None = None
 
-    def search(self, classes: QgsVectorLayer | None, vectors: dict[int, np.ndarray], text_encoder=None) -> int:
+    def search(self, classes: QgsVectorLayer | None, vectors: dict[int, np.ndarray],
+               embed_phrase: Callable[[str], np.ndarray] | None = None) -> int:
         """Run the search; the number of tiles in the result layer."""
         from ..core.questions.similar import query_vector
         from ..core.questions.similar import search as core_search
@@ -91,9 +94,9 @@ class SimilarSection:
         negatives = [vectors[i] for i in not_this]
         phrase = self.phrase.text().strip()
         if phrase:
-            if text_encoder is None:
+            if embed_phrase is None:
                 raise RsSageError("The model is not loaded yet; try again in a moment.")
-            positives.append(text_encoder.encode([phrase])[0])
+            positives.append(embed_phrase(phrase))
         exclude = {f.id() for f in classes.selectedFeatures()} | set(not_this)
         matches = core_search(store, query_vector(positives, negatives), int(self.k.value()), exclude=exclude)
         self.layer = self._layer(store, matches, classes.crs())

@@ -273,7 +273,7 @@ def _similar(args: argparse.Namespace) -> int:
         if args.text:
             if not args.text.strip():
                 raise RsSageError("--text is empty; type what to look for.")
-            positives.append(engine.text.encode([args.text.strip()])[0])
+            positives.append(engine.phrase_embedding(args.text.strip()))
     k = args.k if args.k is not None or args.threshold is not None else 10
     matches = search(store, query_vector(positives, negatives), k, args.threshold,
                      exclude=set(args.example) | set(args.negative))

@@ -92,6 +92,18 @@ def _metadata(session) -> dict:
     return out
 
 
+def label_templates(value) -> tuple[str, ...]:
+    """The model's ``label_templates`` setting, checked: sentences with one ``{}`` where a label
+    goes; absent means the bare label, as every model before 0.3.0 was used."""
+    if value is None:
+        return ("{}",)
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(t, str) and t.count("{}") == 1 for t in value)):
+        raise ModelError(f"The model's label_templates must be a list of texts, each with one '{{}}'; got {value!r}. "
+                         "Reinstall the model pack.")
+    return tuple(value)
+
+
 def _unit_view_mean(emb: np.ndarray) -> np.ndarray:
     """[B, V, d] per-view scene embeddings -> [B, d] their mean, unit length (Engine.embed's vectors)."""
     m = emb.mean(1)
@@ -162,6 +174,11 @@ class Engine:
         # It also enters the softmax as one more logit, so a single label never scores 1.00 by
         # construction. Chosen on validation (``python -m core open-eval --calibrate``); -1: never.
         self.match_below = float(self.meta.get("match_below", -1.0))
+        # A label is embedded inside each of these sentences and the embeddings averaged (prompt
+        # ensembling, as CLIP's zero-shot classifiers do): the bare word "town" sat far from the
+        # urban images the model was trained towards with caption sentences. Chosen on validation
+        # (docs/selection_logs/label_templates_rule.md); ("{}",) is the bare label.
+        self.label_templates = label_templates(self.meta.get("label_templates"))
         self.model_dir: Path | None = None
         self.user_kb_dir: Path | None = None
         self.precision = "float32"  # of the image encoder: "int8" when the quantised one is used
@@ -341,10 +358,25 @@ class Engine:
             # it everywhere it is shown.
             from .text_encoder import label_texts
 
-            cached = self.text.encode(label_texts(self.text, list(labels)))
+            cached = self._embed_in_templates(label_texts(self.text, list(labels)))
             with self._labels_lock:
                 self._label_cache[key] = cached
         return cached
+
+    def _embed_in_templates(self, texts: list[str]) -> np.ndarray:
+        """Unit-length mean of each text's embeddings in the model's templates (``replace``, not
+        ``format``: a label may hold braces)."""
+        if self.label_templates == ("{}",) or not texts:
+            return self.text.encode(texts)
+        n = len(self.label_templates)
+        emb = self.text.encode([t.replace("{}", x) for x in texts for t in self.label_templates])
+        mean = emb.reshape(len(texts), n, -1).mean(1)
+        return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def phrase_embedding(self, phrase: str) -> np.ndarray:
+        """A phrase typed to find similar tiles, embedded as a label is (templates included), so
+        that words search the same space as Classify extent's labels."""
+        return self.label_embeddings([phrase])[0]
 
     def _default_question(self) -> np.ndarray:
         if self._default_u is None:

@@ -1,0 +1,67 @@
+"""``python -m rs_sage_dev.template_val SET [SET ...] [--out JSONL]``: validation figures of the
+shipped model with its labels embedded in other sentence templates (prompt ensembling), to choose
+the model's ``label_templates`` setting on validation images only
+(``docs/selection_logs/label_templates_rule.md``).
+
+Each set replaces the templates every engine of this process reads from its metadata, then runs
+``val_gate.val_figures`` (AID and EuroSAT validation, coarse imagery, broad wordings) and every
+label-wording row (other benchmarks' names) on the AID validation images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+TEMPLATE_SETS: dict[str, list[str]] = {
+    "bare": ["{}"],
+    "aerial": ["{}", "an aerial image of {}", "a satellite image of {}"],
+    "area": ["{}", "an area of {}", "a scene with {}"],
+    "many": ["{}", "an aerial image of {}", "a satellite image of {}", "an area of {}", "a scene with {}",
+             "{} seen from above"],
+}
+
+
+def figures(templates: list[str], model_dir: Path) -> dict:
+    from core.model import engine as engine_module
+
+    from .dataset import image_path, load_samples
+    from .ood_eval import label_wording
+    from .prepare import load_rgb
+    from .val_gate import val_figures
+
+    real = engine_module.label_templates
+    engine_module.label_templates = lambda _value: real(templates)
+    try:
+        row = val_figures(model_dir)
+        engine = engine_module.Engine.load(model_dir, user_kb=False, precision="float32")
+        samples = [s for s in load_samples() if s.split == "val"]
+        tokens, queries = engine.encode_images([load_rgb(image_path(s)) for s in samples])
+        rows = label_wording(engine, tokens, queries, samples)["rows"]
+    finally:
+        engine_module.label_templates = real
+    row["wording_all_val"] = {n: round(100 * v["acc"], 1) for n, v in rows.items()}
+    row["templates"] = templates
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.setup.paths import MODEL_DIR
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("sets", nargs="+", choices=sorted(TEMPLATE_SETS))
+    p.add_argument("--model-dir", default=None)
+    p.add_argument("--out", default=None, help="JSON lines file to append the rows to")
+    args = p.parse_args(argv)
+    for name in args.sets:
+        row = {"set": name, **figures(TEMPLATE_SETS[name], Path(args.model_dir or MODEL_DIR))}
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

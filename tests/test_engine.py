@@ -188,22 +188,26 @@ def test_unseen_label_lists_map_synonyms_sensibly(engine, shared_data):
 
 
 @pytest.mark.parametrize("precision, tolerance", [("float32", 0.04),
-                                                  pytest.param("int8", 0.06, marks=pytest.mark.skipif(
+                                                  pytest.param("int8", 0.07, marks=pytest.mark.skipif(
                                                       "not _int8_shipped()", reason="no int8 graphs ship"))])
 def test_four_view_averaging_makes_answers_rotation_invariant(tiles, precision, tolerance):
-    """The default engine averages 4 rotations, so a rotated tile must get the same label and
-    scores, up to the uint8 rounding of resizing (one view differs by up to 0.57 on these tiles);
-    the int8 encoder rounds a rotated image's activations differently (measured up to 0.03). The
-    0.2.0 model's float32 scores move by up to 0.03 (0.1.0: under 0.01): its scores are sharper,
-    so the same resizing rounding moves them more; labels are unchanged. Model 0.3.0 is sharper
-    still (logit scale 33.1 against 30.6): its int8 scores move by up to 0.056."""
+    """The default engine averages 4 rotations, so a rotated tile gets exactly the same scores
+    when no resizing comes between (a tile at the model's input size: the same 4 images); at
+    other sizes, the same label and scores up to the uint8 rounding of resizing (one view differs
+    by up to 0.57 on these tiles), which sharper models turn into larger score moves: float32
+    under 0.04 since 0.2.0 (0.1.0: under 0.01); int8, which rounds a rotated image's activations
+    differently too, 0.03 with 0.1.0, 0.056 with 0.3.0 on bare names, 0.066 with its label
+    templates."""
     engine = Engine.load(user_kb=False, precision=precision)
     assert engine.views == 4 and engine.precision == precision
+    exact = [t for t in tiles if t.shape[:2] == (engine.input_size, engine.input_size)]
+    assert exact and len(exact) < len(tiles)  # both kinds are checked
     for tile in tiles:
         a, b = engine.classify(tile, top_k=30)[0], engine.classify(np.rot90(tile).copy(), top_k=30)[0]
         assert a.label == b.label
         sa, sb = dict(a.top), dict(b.top)
-        assert max(abs(sa[k] - sb[k]) for k in sa) < tolerance
+        moved = max(abs(sa[k] - sb[k]) for k in sa)
+        assert moved < (1e-4 if tile.shape[:2] == (engine.input_size, engine.input_size) else tolerance)
 
 
 def test_view_count_is_checked_and_one_view_is_the_fast_path(tiles):

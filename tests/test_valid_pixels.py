@@ -156,7 +156,7 @@ def test_cli_label_matches_the_library(engine, tmp_path, capsys):
     assert labelled_tiles(tmp_path / "cli.gpkg") == labelled_tiles(tmp_path / "lib.gpkg")
 
 
-@pytest.mark.parametrize(("m2", "text"), [(0.5, "0.50 m²"), (950, "950 m²"), (12_345, "1.23 ha"),
+@pytest.mark.parametrize(("m2", "text"), [(0, "0 m²"), (0.5, "0.50 m²"), (950, "950 m²"), (12_345, "1.23 ha"),
                                           (2_500_000, "250 ha"), (36_000_000, "36.0 km²"),
                                           (1.2e9, "1,200 km²")])
 def test_areas_read_in_m2_ha_km2(m2, text):

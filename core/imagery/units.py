@@ -7,6 +7,8 @@ def format_area(m2: float) -> str:
     """Square metres under 1 ha, hectares under 10 km², then km²; three significant figures."""
     if m2 < 0 or m2 != m2:
         raise ValueError(f"An area cannot be {m2}.")
+    if m2 == 0:
+        return "0 m²"  # not "0.00 m²": nothing is not a measurement to two decimals
     if m2 < 1e4:
         return f"{_sig(m2)} m²"
     if m2 < 1e7:

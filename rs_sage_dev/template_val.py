@@ -11,7 +11,6 @@ label-wording row (other benchmarks' names) on the AID validation images.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 TEMPLATE_SETS: dict[str, list[str]] = {
@@ -49,17 +48,15 @@ def figures(templates: list[str], model_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from core.setup.paths import MODEL_DIR
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from .val_gate import emit_row
+
+    p = argparse.ArgumentParser(prog="python -m rs_sage_dev.template_val", description=__doc__.split("\n\n")[0])
     p.add_argument("sets", nargs="+", choices=sorted(TEMPLATE_SETS))
     p.add_argument("--model-dir", default=None)
     p.add_argument("--out", default=None, help="JSON lines file to append the rows to")
     args = p.parse_args(argv)
     for name in args.sets:
-        row = {"set": name, **figures(TEMPLATE_SETS[name], Path(args.model_dir or MODEL_DIR))}
-        print(json.dumps(row), flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        emit_row({"set": name, **figures(TEMPLATE_SETS[name], Path(args.model_dir or MODEL_DIR))}, args.out)
     return 0
 
 

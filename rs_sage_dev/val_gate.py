@@ -93,12 +93,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: mean cosine of the urban validation images with broad words")
     args = ap.parse_args(argv)
     for d in args.model_dirs:
-        row = {"model_dir": str(d), **urban_word_cosines(d)} if args.urban_words else val_figures(d)
-        print(json.dumps(row), flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        emit_row({"model_dir": str(d), **urban_word_cosines(d)} if args.urban_words else val_figures(d), args.out)
     return 0
+
+
+def emit_row(row: dict, out: str | Path | None) -> None:
+    """Print one row as JSON and append it to ``out`` (a selection log) when given."""
+    print(json.dumps(row), flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

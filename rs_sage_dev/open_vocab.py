@@ -290,7 +290,7 @@ def train_open(tc: TrainConfig) -> Path:
             drawn = torch.from_numpy(np.stack([p[rng.integers(len(p))] for p in data.class_emb]))
             loss_cls = ce((scale * emb @ drawn.T).masked_fill(~allowed[labels], -1e4), labels)
             w = tc.loss_weights
-            loss = loss_text + w["cls"] * loss_cls + w.get("broad", 0.3) * loss_broad
+            loss = loss_text + w["cls"] * loss_cls + w["broad"] * loss_broad
             parts = [loss_text.item(), loss_broad.item()]
             if na:
                 ans = torch.tensor([a for _, a, _ in qa])

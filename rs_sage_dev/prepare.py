@@ -86,8 +86,6 @@ def stem_settings(backbone: str, size: int, frozen_blocks: int | None) -> dict:
 
 def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEWS, seed: int = 0,
             size: int = INPUT_SIZE, frozen_blocks: int | None = None) -> None:
-    import onnxruntime as ort
-
     from core.model.text_encoder import shared_encoder
 
     from .questions import generate
@@ -108,9 +106,7 @@ def prepare(cache: Path, backbone: str = "efficientnet-lite0", views: int = VIEW
 
     stem_path = cache / "stem.onnx"
     export_stem(backbone, stem_path, size, frozen_blocks)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    sess = ort.InferenceSession(str(stem_path), so, providers=["CPUExecutionProvider"])
+    sess = stem_session(cache)
     rng = np.random.default_rng(seed)
     for split, n_views in (("test", 1), ("val", 1), ("train", views)):
         subset = [s for s in samples if s.split == split]

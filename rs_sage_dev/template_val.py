@@ -4,8 +4,8 @@ the model's ``label_templates`` setting on validation images only
 (``docs/selection_logs/label_templates_rule.md``).
 
 Each set replaces the templates every engine of this process reads from its metadata, then runs
-``val_gate.val_figures`` (AID and EuroSAT validation, coarse imagery, broad wordings) and every
-label-wording row (other benchmarks' names) on the AID validation images.
+``val_gate.val_figures`` (AID and EuroSAT validation, coarse imagery, and every label-wording row,
+other benchmarks' names included, on the AID validation images).
 """
 
 from __future__ import annotations
@@ -25,22 +25,14 @@ TEMPLATE_SETS: dict[str, list[str]] = {
 def figures(templates: list[str], model_dir: Path) -> dict:
     from core.model import engine as engine_module
 
-    from .dataset import image_path, load_samples
-    from .ood_eval import label_wording
-    from .prepare import load_rgb
     from .val_gate import val_figures
 
     real = engine_module.label_templates
     engine_module.label_templates = lambda _value: real(templates)
     try:
         row = val_figures(model_dir)
-        engine = engine_module.Engine.load(model_dir, user_kb=False, precision="float32")
-        samples = [s for s in load_samples() if s.split == "val"]
-        tokens, queries = engine.encode_images([load_rgb(image_path(s)) for s in samples])
-        rows = label_wording(engine, tokens, queries, samples)["rows"]
     finally:
         engine_module.label_templates = real
-    row["wording_all_val"] = {n: round(100 * v["acc"], 1) for n, v in rows.items()}
     row["templates"] = templates
     return row
 
